@@ -1,0 +1,2 @@
+//! `paved`: the entry point.
+fn main() {}

@@ -1,0 +1,32 @@
+//! Record types shared by the flow agent's BPF programs and its user-space loader.
+//!
+//! Everything here is `#[repr(C)]` with explicit padding so that the kernel side
+//! (built for `bpfel-unknown-none`) and user space agree on every byte without
+//! relying on either compiler's layout choices.
+#![no_std]
+
+mod config;
+pub mod kernel;
+mod record;
+#[cfg(feature = "user")]
+mod user;
+
+pub use config::{FdWalkOffsets, KernelOffsets, OFFSET_UNKNOWN, TcpSockOffsets};
+pub use record::{COMM_LEN, Direction, FlowRecord, RecordKind};
+
+/// Names shared by the BPF object and its loader, so a rename breaks the build, not the run.
+pub mod names {
+    /// Ring buffer that carries [`crate::FlowRecord`]s to user space.
+    pub const RECORDS_MAP: &str = "FLOW_RECORDS";
+    /// One-entry array holding the [`crate::KernelOffsets`] found in the kernel's BTF.
+    pub const OFFSETS_MAP: &str = "KERNEL_OFFSETS";
+    /// Per-CPU count of records lost to a full ring buffer.
+    pub const DROPPED_MAP: &str = "DROPPED_RECORDS";
+    /// Program attached to `sock:inet_sock_set_state`.
+    pub const SET_STATE_PROGRAM: &str = "inet_sock_set_state";
+    /// Program attached to `tcp:tcp_retransmit_skb`.
+    pub const RETRANSMIT_PROGRAM: &str = "tcp_retransmit_skb";
+    /// Program attached to `syscalls:sys_exit_accept` and `sys_exit_accept4`, to credit
+    /// inbound flows to the task that accepted them.
+    pub const ACCEPT_PROGRAM: &str = "accept_exit";
+}

@@ -1,0 +1,28 @@
+//! The flow agent's kernel side: TCP connection lifecycle in the manner of `tcplife`.
+//!
+//! * `inet_sock_set_state` remembers each open (`SYN_SENT` = outbound, `SYN_RECV` =
+//!   inbound) in a bounded LRU hash keyed by the socket address, and at `TCP_CLOSE`
+//!   reads the final counters from `struct tcp_sock`, emits one [`FlowRecord`] into a
+//!   ring buffer and forgets the socket. Every other transition returns after two loads.
+//! * `tcp_retransmit_skb` counts retransmissions of tracked sockets.
+//! * `accept_exit` (on `sys_exit_accept{,4}`) credits an inbound flow to the task that
+//!   accepted it: the passive open itself runs in softirq context, on behalf of nobody.
+//!
+//! [`FlowRecord`]: paved_flow_common::FlowRecord
+#![no_std]
+#![no_main]
+
+mod accept;
+mod context;
+mod maps;
+mod retransmit;
+mod set_state;
+mod task;
+mod tcp_sock;
+
+/// BPF programs cannot unwind; the verifier rejects any path that would reach here.
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

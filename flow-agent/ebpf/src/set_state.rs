@@ -1,0 +1,154 @@
+//! `sock:inet_sock_set_state`: remembers opens, reports closes.
+
+use aya_ebpf::{
+    helpers::generated::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
+};
+use paved_flow_common::{
+    Direction, FlowRecord, RecordKind,
+    kernel::{AF_INET, AF_INET6, IPPROTO_TCP, inet_sock_set_state as tp, tcp_state},
+};
+
+use crate::{
+    context::load,
+    maps::{DROPPED_RECORDS, FLOW_RECORDS, OPEN_FLOWS, OpenFlow},
+    task::Task,
+    tcp_sock,
+};
+
+/// Entry point; the name is `names::SET_STATE_PROGRAM`.
+#[tracepoint(category = "sock", name = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    // SAFETY: `newstate` is an aligned i32 and `protocol` an aligned u16 in the record.
+    let (newstate, protocol) = unsafe {
+        (
+            load::<i32>(&ctx, tp::NEWSTATE),
+            load::<u16>(&ctx, tp::PROTOCOL),
+        )
+    };
+    // The filter every transition pays: only TCP opens and closes go further.
+    if protocol != IPPROTO_TCP {
+        return 0;
+    }
+    match newstate {
+        tcp_state::SYN_SENT => on_open(&ctx, Direction::Outbound),
+        tcp_state::SYN_RECV => on_open(&ctx, Direction::Inbound),
+        tcp_state::CLOSE => on_close(&ctx),
+        _ => {}
+    }
+    0
+}
+
+/// Starts tracking the socket, crediting the current task.
+#[inline(always)]
+fn on_open(ctx: &TracePointContext, direction: Direction) {
+    // SAFETY: `skaddr` is an aligned 8-byte pointer field.
+    let sk = unsafe { load::<u64>(ctx, tp::SKADDR) };
+    let task = Task::current();
+    let flow = OpenFlow {
+        // SAFETY: helper without arguments.
+        start_ns: unsafe { bpf_ktime_get_ns() },
+        cgroup_id: task.cgroup_id,
+        retransmits: 0,
+        pid: task.pid,
+        tgid: task.tgid,
+        comm: task.comm,
+        direction: direction as u8,
+        _pad: [0; 7],
+    };
+    // A full LRU evicts its oldest entry, so this only fails on kernel memory pressure;
+    // the close is then reported with an unknown direction, which is the best we can do.
+    let _ = OPEN_FLOWS.insert(sk, flow, 0);
+}
+
+/// Emits the record of a closing socket and forgets it.
+#[inline(always)]
+fn on_close(ctx: &TracePointContext) {
+    // SAFETY: aligned fields of the record, sizes matching the types.
+    let (sk, oldstate) = unsafe { (load::<u64>(ctx, tp::SKADDR), load::<i32>(ctx, tp::OLDSTATE)) };
+    // A listener closing (or a socket that never connected) is not a flow.
+    if oldstate == tcp_state::LISTEN {
+        return;
+    }
+
+    let mut record = FlowRecord::zeroed();
+    record.kind = RecordKind::Closed as u8;
+    // SAFETY: helper without arguments.
+    record.end_ns = unsafe { bpf_ktime_get_ns() };
+    if let Some(open) = OPEN_FLOWS.get_ptr(sk) {
+        // SAFETY: the pointer comes from a successful lookup; the entry is copied at once.
+        let open = unsafe { *open };
+        record.start_ns = open.start_ns;
+        record.cgroup_id = open.cgroup_id;
+        record.pid = open.pid;
+        record.tgid = open.tgid;
+        record.comm = open.comm;
+        record.direction = open.direction;
+        record.retransmits_seen = open.retransmits as u32;
+    } else {
+        // Opened before the probe started (or evicted): credit whoever closes it.
+        let task = Task::current();
+        record.cgroup_id = task.cgroup_id;
+        record.pid = task.pid;
+        record.tgid = task.tgid;
+        record.comm = task.comm;
+        record.direction = Direction::Unknown as u8;
+    }
+    fill_endpoints(ctx, &mut record);
+    tcp_sock::fill_counters(sk, &mut record);
+
+    if FLOW_RECORDS.output::<FlowRecord>(&record, 0).is_err() {
+        count_drop();
+    }
+    let _ = OPEN_FLOWS.remove(sk);
+}
+
+/// Copies ports and addresses (v4-mapped for IPv4) from the tracepoint record.
+#[inline(always)]
+fn fill_endpoints(ctx: &TracePointContext, record: &mut FlowRecord) {
+    // SAFETY: every field is read with a type of its exact size at an aligned offset:
+    // u16 at 24/26/28, u32 for the 4-byte addresses at 32/36, [u64; 2] for the 16-byte
+    // addresses at 40/56.
+    unsafe {
+        record.sport = load::<u16>(ctx, tp::SPORT);
+        record.dport = load::<u16>(ctx, tp::DPORT);
+        record.family = load::<u16>(ctx, tp::FAMILY);
+        if record.family == AF_INET {
+            record.saddr = v4_mapped(load::<u32>(ctx, tp::SADDR));
+            record.daddr = v4_mapped(load::<u32>(ctx, tp::DADDR));
+        } else if record.family == AF_INET6 {
+            record.saddr = bytes16(load::<[u64; 2]>(ctx, tp::SADDR_V6));
+            record.daddr = bytes16(load::<[u64; 2]>(ctx, tp::DADDR_V6));
+        }
+    }
+}
+
+/// `::ffff:a.b.c.d` from the address as it sits in memory (network order).
+#[inline(always)]
+fn v4_mapped(addr: u32) -> [u8; 16] {
+    let v4 = addr.to_ne_bytes();
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3],
+    ]
+}
+
+/// The 16 bytes of an address loaded as two words, in memory order.
+#[inline(always)]
+fn bytes16(words: [u64; 2]) -> [u8; 16] {
+    let (a, b) = (words[0].to_ne_bytes(), words[1].to_ne_bytes());
+    [
+        a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], b[0], b[1], b[2], b[3], b[4], b[5], b[6],
+        b[7],
+    ]
+}
+
+/// Counts a record the ring buffer had no room for.
+#[inline(always)]
+fn count_drop() {
+    // Per-CPU slot: no other CPU writes it and the program is not re-entered on this
+    // CPU for this tracepoint, so a plain increment is exact (BPF has no portable
+    // atomic fetch-add from Rust: the target lacks `atomic-cas`).
+    if let Some(counter) = DROPPED_RECORDS.get_ptr_mut(0) {
+        // SAFETY: the pointer is this CPU's live array slot.
+        unsafe { *counter += 1 };
+    }
+}

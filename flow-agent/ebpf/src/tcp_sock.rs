@@ -1,0 +1,34 @@
+//! Reads of the final counters from `struct tcp_sock` at offsets found in BTF by the loader.
+
+use aya_ebpf::helpers::bpf_probe_read_kernel;
+use paved_flow_common::{FlowRecord, OFFSET_UNKNOWN, TcpSockOffsets};
+
+use crate::maps::KERNEL_OFFSETS;
+
+/// Reads a `T` at `sk + offset`, or `None` when the offset is unknown or the read faults.
+#[inline(always)]
+fn read<T>(sk: u64, offset: u32) -> Option<T> {
+    if offset == OFFSET_UNKNOWN {
+        return None;
+    }
+    let addr = sk.wrapping_add(u64::from(offset)) as *const T;
+    // SAFETY: bpf_probe_read_kernel copies through the kernel's fault-handling path, so
+    // a wrong address yields an error, never a crash.
+    unsafe { bpf_probe_read_kernel(addr) }.ok()
+}
+
+/// Fills the counter fields of `record` from the socket at `sk`.
+#[inline(always)]
+pub fn fill_counters(sk: u64, record: &mut FlowRecord) {
+    let offsets = match KERNEL_OFFSETS.get(0) {
+        Some(offsets) => offsets.tcp_sock,
+        None => TcpSockOffsets::UNKNOWN,
+    };
+    record.bytes_acked = read::<u64>(sk, offsets.bytes_acked).unwrap_or(0);
+    record.bytes_received = read::<u64>(sk, offsets.bytes_received).unwrap_or(0);
+    record.segs_in = read::<u32>(sk, offsets.segs_in).unwrap_or(0);
+    record.segs_out = read::<u32>(sk, offsets.segs_out).unwrap_or(0);
+    record.total_retrans = read::<u32>(sk, offsets.total_retrans).unwrap_or(0);
+    // The kernel keeps the smoothed RTT scaled by 8.
+    record.srtt_us = read::<u32>(sk, offsets.srtt_us).unwrap_or(0) >> 3;
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs everything Paved's build and tests need on a fresh Debian machine.
+# Idempotent: each step checks first and does nothing when its tool is already there,
+# so a second run takes seconds. Called by scripts/up.sh and scripts/test.sh.
+set -euo pipefail
+
+say()  { printf '\033[1mbootstrap:\033[0m %s\n' "$*"; }
+fail() {
+  printf '\033[31mbootstrap failed at step "%s"\033[0m\n%s\n' "$1" "$2" >&2
+  exit 1
+}
+
+# Debian packages, grouped by what needs them (see docs/DEVELOPING.md).
+APT_PACKAGES=(
+  # pingora's zlib-ng build
+  cmake pkg-config
+  # wasm32-wasip1 guest builds (plugins): rustc/cargo 1.96 with std sources, and libc.a
+  rustc-web cargo-web rust-web-src wasi-libc
+  # rust-lld (the wasm linker rustc calls) comes from rust-web-llvm and lld-22
+  rust-web-llvm lld-22
+  # BPF guest build (flow agent): core for bpfel-unknown-none, LLVM 22 for bpf-linker
+  libstd-rust-web-dev-bpf llvm-22-dev libpolly-22-dev
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq || fail "apt-get update" "Check that Debian's package mirror is reachable."
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    || fail "apt-get install" "Try by hand: apt-get install ${missing[*]}"
+else
+  say "Debian packages present"
+fi
+
+# bpf-linker, linked against the same LLVM (22) as Debian's rustc 1.96.
+if ! command -v bpf-linker >/dev/null 2>&1; then
+  say "installing bpf-linker (cargo install, takes a few minutes once)"
+  LLVM_PREFIX=/usr/lib/llvm-22 LLVM_SYS_221_PREFIX=/usr/lib/llvm-22 PATH=/usr/lib/llvm-22/bin:$PATH \
+    cargo install --locked bpf-linker --no-default-features --features llvm-22 \
+    || fail "bpf-linker" "Needs llvm-22-dev and libpolly-22-dev; see docs/DEVELOPING.md."
+else
+  say "bpf-linker present"
+fi
+
+# BPF tracepoints are attached through tracefs.
+if [ ! -e /sys/kernel/tracing/events ] && [ "$(id -u)" -eq 0 ]; then
+  say "mounting tracefs at /sys/kernel/tracing"
+  mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || say "could not mount tracefs (BPF tests will say why they skip)"
+fi
+
+say "ready"

@@ -1,0 +1,131 @@
+//! Builds guest code (Proxy-Wasm plugins for `wasm32-wasip1`, the flow agent's BPF object
+//! for `bpfel-unknown-none`) from a host crate's `build.rs`.
+//!
+//! The host toolchain (rustup stable) has no guest targets and no `rust-src`; Debian's
+//! `rustc-web` 1.96 has the standard library sources, so guests are built with
+//! `-Z build-std` by `/usr/bin/cargo` (see `docs/DEVELOPING.md`). The child build must not
+//! inherit the outer cargo's environment: `RUSTC_WORKSPACE_WRAPPER` (set by clippy),
+//! `RUSTFLAGS` and the `CARGO_*` variables would point it at the host compiler and flags.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Debian toolchain the guests are built with; installed by `scripts/bootstrap.sh`.
+pub const GUEST_CARGO: &str = "/usr/bin/cargo";
+/// The Debian `rustc` that has the standard library sources for `-Z build-std`.
+pub const GUEST_RUSTC: &str = "/usr/bin/rustc";
+
+/// One guest build: a manifest, a target triple and the crates of the standard library to build.
+#[derive(Debug, Clone)]
+pub struct GuestBuild {
+    manifest_dir: PathBuf,
+    target: String,
+    build_std: String,
+    rustflags: Vec<String>,
+    target_dir: PathBuf,
+}
+
+impl GuestBuild {
+    /// A release build of the workspace at `manifest_dir` for `target`.
+    ///
+    /// The target directory is shared by every profile of the host build
+    /// (`<host target dir>/guest`), so the guest's standard library is built once.
+    pub fn new(manifest_dir: impl Into<PathBuf>, target: &str) -> Self {
+        Self {
+            manifest_dir: manifest_dir.into(),
+            target: target.to_owned(),
+            build_std: "std,panic_abort".to_owned(),
+            rustflags: Vec::new(),
+            target_dir: shared_guest_target_dir(),
+        }
+    }
+
+    /// Which standard library crates to build (`-Z build-std=...`).
+    pub fn build_std(mut self, crates: &str) -> Self {
+        crates.clone_into(&mut self.build_std);
+        self
+    }
+
+    /// Adds one flag to the guest's `RUSTFLAGS`.
+    pub fn rustflag(mut self, flag: &str) -> Self {
+        self.rustflags.push(flag.to_owned());
+        self
+    }
+
+    /// Where the artifacts of `target` end up: `<target dir>/<target>/release`.
+    pub fn artifact_dir(&self) -> PathBuf {
+        self.target_dir.join(&self.target).join("release")
+    }
+
+    /// Runs the build, tells cargo to rerun when the guest sources change, and panics with
+    /// a message naming the fix when the toolchain is missing or the build fails (a build
+    /// script can only report failure by panicking).
+    pub fn run(&self) -> PathBuf {
+        rerun_if_changed_tree(&self.manifest_dir);
+        if !Path::new(GUEST_CARGO).exists() || !Path::new(GUEST_RUSTC).exists() {
+            panic!(
+                "guest build for {}: {GUEST_CARGO} or {GUEST_RUSTC} is missing; \
+                 run scripts/bootstrap.sh (installs Debian's rustc-web and cargo-web)",
+                self.target
+            );
+        }
+        let mut cmd = Command::new(GUEST_CARGO);
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let inherited_build_state = (key.starts_with("CARGO") && key != "CARGO_HOME")
+                || key.starts_with("RUST") && key != "RUSTUP_HOME"
+                || key == "DEBUG";
+            if inherited_build_state {
+                cmd.env_remove(key.as_ref());
+            }
+        }
+        cmd.env("RUSTC", GUEST_RUSTC)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("CARGO_TARGET_DIR", &self.target_dir)
+            .env("CARGO_ENCODED_RUSTFLAGS", self.rustflags.join("\u{1f}"))
+            .current_dir(&self.manifest_dir)
+            .args(["build", "--release", "--locked", "--target", &self.target])
+            .arg(format!("-Zbuild-std={}", self.build_std));
+        let status = cmd.status().unwrap_or_else(|e| {
+            panic!("guest build for {}: cannot start {GUEST_CARGO}: {e}", self.target)
+        });
+        if !status.success() {
+            panic!(
+                "guest build for {} in {} failed ({status}); see the output above. \
+                 If a tool is missing, run scripts/bootstrap.sh",
+                self.target,
+                self.manifest_dir.display()
+            );
+        }
+        self.artifact_dir()
+    }
+}
+
+/// `<host target dir>/guest`, found from `OUT_DIR` (`<target>/<profile>/build/<pkg>/out`).
+fn shared_guest_target_dir() -> PathBuf {
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
+    out_dir
+        .ancestors()
+        .nth(4)
+        .map(|target| target.join("guest"))
+        .unwrap_or_else(|| out_dir.join("guest"))
+}
+
+/// Emits `cargo:rerun-if-changed` for every source and manifest file below `dir`.
+pub fn rerun_if_changed_tree(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if name == "target" || name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            rerun_if_changed_tree(&path);
+        } else {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+}
