@@ -27,6 +27,13 @@ fn main() {
             .expect("writing to a String cannot fail");
     }
     table.push_str("];\n");
+    // Test plugins (conformance, faulty) are not embedded; tests load them from here.
+    writeln!(
+        table,
+        "/// Where every plugin of `plugins/` was built, embedded or not.\npub const ARTIFACT_DIR: &str = {:?};",
+        artifacts.display().to_string()
+    )
+    .expect("writing to a String cannot fail");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("plugins.rs");
     std::fs::write(&out, table).expect("write plugins.rs to OUT_DIR");
 }

@@ -4,7 +4,7 @@
 //! The format is versioned by `apiVersion: paved.dev/v1`; unknown fields are errors; everything
 //! but the name, owners, domains and one upstream has a paved default. [`Intent::from_yaml_str`]
 //! decodes and validates, and every error names the file, line, column and field and says what
-//! was expected. [`json_schema`] is the published JSON Schema (`docs/intent.schema.json`).
+//! was expected. [`json_schema()`] is the published JSON Schema (`docs/intent.schema.json`).
 //!
 //! Minimal intent (a fully paved app):
 //!

@@ -4,7 +4,7 @@
 //!   (a YAML file for `paved gateway --config FILE`, or JSON pushed by the control plane);
 //! - [`routing`]: pure route matching over a snapshot's routes ([`routing::RouteTable`]);
 //! - [`intent`]: the `paved.yaml` app intent written by developers, with its JSON Schema;
-//! - [`compile`]: pure, deterministic compilation of intents into a snapshot;
+//! - [`compile`](mod@compile): pure, deterministic compilation of intents into a snapshot;
 //! - [`plugin_config`]: the JSON configuration of each built-in plugin, shared by the plugins
 //!   and the compiler;
 //! - [`error`]: diagnostics that name the source, field path, line and column of a problem;

@@ -6,8 +6,9 @@
 //! under; the program follows `task->files->fdt->fd[ret]->private_data->sk` with
 //! offsets from BTF to find it. This runs once per accept, not per packet.
 //!
-//! (An fexit on `inet_csk_accept` would hand over the socket directly, but this
-//! machine's kernel refuses to load tracing programs, so only tracepoints are used.)
+//! (An fexit on `inet_csk_accept` would hand over the socket directly, but the kernel
+//! of the development machines refused to load it with `EPERM`, even as root; see
+//! flow-agent/README.md.)
 
 use aya_ebpf::{
     helpers::{bpf_probe_read_kernel, generated::bpf_get_current_task},

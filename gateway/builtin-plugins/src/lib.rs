@@ -12,6 +12,12 @@ pub fn get(name: &str) -> Option<&'static [u8]> {
         .map(|(_, bytes)| *bytes)
 }
 
+/// The path of the module built from the `plugins/` crate `name` (embedded or not), for
+/// tests and for configurations that name a file.
+pub fn artifact_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(ARTIFACT_DIR).join(format!("{}.wasm", name.replace('-', "_")))
+}
+
 /// The names of every built-in plugin.
 pub fn names() -> impl Iterator<Item = &'static str> {
     PLUGINS.iter().map(|(name, _)| *name)
@@ -33,5 +39,12 @@ mod tests {
     fn unknown_plugin_names_are_not_found() {
         assert!(get("no-such-plugin").is_none());
         assert!(get("noop").is_some());
+    }
+
+    #[test]
+    fn test_plugins_are_built_next_to_the_embedded_ones() {
+        for name in ["noop", "conformance", "faulty"] {
+            assert!(artifact_path(name).exists(), "{name} was not built");
+        }
     }
 }
