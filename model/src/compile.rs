@@ -411,6 +411,7 @@ fn authz_config(intent: &Intent, resolved: &ResolvedRoute<'_>) -> AuthzConfig {
         populations,
         clients,
         groups_claim: AuthnConfig::default().groups_claim,
+        ..AuthzConfig::default()
     }
 }
 
@@ -485,6 +486,7 @@ fn ratelimit_config(
             } else {
                 rl.paths.clone()
             },
+            ..RateLimitRule::default()
         })
         .collect();
     (!rules.is_empty()).then(|| RatelimitConfig {
@@ -492,6 +494,7 @@ fn ratelimit_config(
         route: route_path.to_string(),
         backend: options.rate_limit_backend,
         rules,
+        ..RatelimitConfig::default()
     })
 }
 
@@ -564,7 +567,13 @@ fn headers_config(intent: &Intent) -> HeadersConfig {
     remove.extend(h.remove.iter().map(|r| r.to_ascii_lowercase()));
     remove.sort();
     remove.dedup();
-    HeadersConfig { set, remove }
+    HeadersConfig {
+        set,
+        remove,
+        // The list above is complete: disabled headers must stay absent.
+        secure_defaults: false,
+        cors: None,
+    }
 }
 
 #[cfg(test)]

@@ -76,7 +76,48 @@ pub struct AuthnConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assertion_key: Option<String>,
     /// Request headers removed from every request before it reaches the upstream (spoofing).
+    /// The plugin always removes the headers it sets itself, listed here or not.
     pub strip_headers: Vec<String>,
+    /// Path that starts a login explicitly (`?rd=<target>`), e.g. from a public page.
+    pub login_path: String,
+    /// Path where the gateway serves the JWKS of the assertion key.
+    pub jwks_path: String,
+    /// The app's domains: absolute redirect targets (logout `rd`) must be on one of them or
+    /// on the request's own host (`*.example.com` admits one label). Relative targets are
+    /// always on the request's host.
+    pub domains: Vec<String>,
+    /// Older session keys, still accepted when opening cookies during a key rotation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previous_session_keys: Vec<String>,
+    /// How often a session is checked back with the issuer (refresh token grant), in
+    /// seconds; sessions without a refresh token last until `session_ttl_secs`.
+    pub session_refresh_secs: u64,
+    /// Lifetime of a login in progress (between redirect and callback), in seconds.
+    pub login_ttl_secs: u64,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds (at most 300).
+    pub clock_skew_secs: u64,
+    /// At login, fetch the issuer's userinfo endpoint for claims the ID token lacks.
+    pub fetch_userinfo: bool,
+    /// At logout, also send the browser to the issuer's `end_session_endpoint`.
+    pub idp_logout: bool,
+    /// Where logout sends the browser when the request names no valid `rd`.
+    pub post_logout_redirect: String,
+    /// Budget of the claims exposed to authz (`paved.identity.claims`), in bytes of JSON.
+    pub max_claims_bytes: u64,
+    /// Time allowed for each call to the issuer, in milliseconds.
+    pub http_timeout_ms: u64,
+    /// Longest a request waits for the issuer's keys (start, key rotation), in milliseconds.
+    pub max_wait_ms: u64,
+    /// Most requests waiting for the issuer's keys at once, per plugin instance.
+    pub max_waiting: u32,
+    /// Discovery document and JWKS are fetched again this often, in seconds.
+    pub jwks_refresh_secs: u64,
+    /// Least time between JWKS refreshes caused by unknown key ids, in seconds.
+    pub jwks_min_refresh_secs: u64,
+    /// `iss` of the identity assertions.
+    pub assertion_issuer: String,
+    /// Lifetime of one identity assertion, in seconds.
+    pub assertion_ttl_secs: u64,
 }
 
 impl Default for AuthnConfig {
@@ -103,7 +144,9 @@ impl Default for AuthnConfig {
             strip_headers: [
                 "x-paved-identity",
                 "x-paved-user",
+                "x-paved-email",
                 "x-paved-groups",
+                "x-paved-client-id",
                 "x-forwarded-user",
                 "x-forwarded-email",
                 "x-forwarded-groups",
@@ -114,6 +157,24 @@ impl Default for AuthnConfig {
             ]
             .map(String::from)
             .to_vec(),
+            login_path: "/.paved/login".into(),
+            jwks_path: "/.paved/jwks.json".into(),
+            domains: Vec::new(),
+            previous_session_keys: Vec::new(),
+            session_refresh_secs: 15 * 60,
+            login_ttl_secs: 10 * 60,
+            clock_skew_secs: 60,
+            fetch_userinfo: true,
+            idp_logout: false,
+            post_logout_redirect: "/".into(),
+            max_claims_bytes: 2048,
+            http_timeout_ms: 5000,
+            max_wait_ms: 10_000,
+            max_waiting: 1024,
+            jwks_refresh_secs: 600,
+            jwks_min_refresh_secs: 30,
+            assertion_issuer: "paved".into(),
+            assertion_ttl_secs: 60,
         }
     }
 }
@@ -139,6 +200,27 @@ impl fmt::Debug for AuthnConfig {
             .field("identity_header", &self.identity_header)
             .field("assertion_key", &redact(&self.assertion_key))
             .field("strip_headers", &self.strip_headers)
+            .field("login_path", &self.login_path)
+            .field("jwks_path", &self.jwks_path)
+            .field("domains", &self.domains)
+            .field(
+                "previous_session_keys",
+                &format_args!("<{} redacted>", self.previous_session_keys.len()),
+            )
+            .field("session_refresh_secs", &self.session_refresh_secs)
+            .field("login_ttl_secs", &self.login_ttl_secs)
+            .field("clock_skew_secs", &self.clock_skew_secs)
+            .field("fetch_userinfo", &self.fetch_userinfo)
+            .field("idp_logout", &self.idp_logout)
+            .field("post_logout_redirect", &self.post_logout_redirect)
+            .field("max_claims_bytes", &self.max_claims_bytes)
+            .field("http_timeout_ms", &self.http_timeout_ms)
+            .field("max_wait_ms", &self.max_wait_ms)
+            .field("max_waiting", &self.max_waiting)
+            .field("jwks_refresh_secs", &self.jwks_refresh_secs)
+            .field("jwks_min_refresh_secs", &self.jwks_min_refresh_secs)
+            .field("assertion_issuer", &self.assertion_issuer)
+            .field("assertion_ttl_secs", &self.assertion_ttl_secs)
             .finish()
     }
 }
@@ -157,8 +239,33 @@ pub struct AuthzConfig {
     pub populations: Vec<PopulationRule>,
     /// Service clients (OAuth client ids of bearer tokens) allowed on this route.
     pub clients: Vec<String>,
-    /// Claim holding the user's groups.
+    /// Claim holding the user's groups. Informational: authz reads the groups authn
+    /// recorded (`paved.identity.groups`), taken from authn's own `groups_claim`.
     pub groups_claim: String,
+    /// Finer policies under the route, by path prefix and method. The most specific rule
+    /// that matches a request (longest prefix, then first listed) replaces the route-level
+    /// policy above; a request no rule matches gets the route-level policy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<AuthzRule>,
+}
+
+/// A policy for part of a route: some path prefixes and methods.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthzRule {
+    /// Path prefixes, matched on segment boundaries against the normalized path (empty: the
+    /// whole route).
+    pub path_prefixes: Vec<String>,
+    /// Methods, uppercase (empty: every method).
+    pub methods: Vec<String>,
+    /// Requests without identity are let through.
+    pub anonymous: bool,
+    /// Any signed-in user may enter.
+    pub any_user: bool,
+    /// A signed-in user may enter when they belong to one of these populations.
+    pub populations: Vec<PopulationRule>,
+    /// Service clients allowed.
+    pub clients: Vec<String>,
 }
 
 /// A user population: members of any of `groups` whose claims match all of `claims`.
@@ -237,6 +344,12 @@ pub enum RateLimitKey {
     Identity,
     /// All clients of the route together.
     Route,
+    /// Per API token: the value of the rule's `header` (default `authorization`), hashed, so
+    /// tokens never appear in counters' keys; falls back to the IP when absent.
+    ApiToken,
+    /// Per value of the request header named by the rule's `header`; falls back to the IP
+    /// when absent.
+    Header,
 }
 
 /// Where rate-limit counters live.
@@ -251,7 +364,7 @@ pub enum RateLimitBackend {
 }
 
 /// Configuration of the `ratelimit` plugin.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RatelimitConfig {
     /// App the route belongs to (part of every counter's key).
@@ -262,6 +375,28 @@ pub struct RatelimitConfig {
     pub backend: RateLimitBackend,
     /// Limits; a request must pass every rule that applies to its path.
     pub rules: Vec<RateLimitRule>,
+    /// Cluster of the gateway's rate-limit service, called with `proxy_http_call` when
+    /// `backend` is `redis`.
+    pub cluster: String,
+    /// Time allowed for one call to that service; past it the local limit decides.
+    pub cluster_timeout_ms: u64,
+    /// Requests one client IP may have in flight at once on this route (flood guard);
+    /// 0 turns the guard off.
+    pub max_concurrent_per_ip: u32,
+}
+
+impl Default for RatelimitConfig {
+    fn default() -> Self {
+        RatelimitConfig {
+            app: String::new(),
+            route: String::new(),
+            backend: RateLimitBackend::Local,
+            rules: Vec::new(),
+            cluster: "paved-ratelimit".into(),
+            cluster_timeout_ms: 50,
+            max_concurrent_per_ip: 256,
+        }
+    }
 }
 
 /// One rate limit: at most `limit` requests per `window_secs` per key, plus `burst`.
@@ -280,16 +415,72 @@ pub struct RateLimitRule {
     pub burst: u32,
     /// Path prefixes the rule applies to (empty: the whole route).
     pub path_prefixes: Vec<String>,
+    /// Request header whose value is the key, for `api_token` (default `authorization`) and
+    /// `header` keys (lowercase name).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub header: String,
 }
 
 /// Configuration of the `headers` plugin: response headers set and removed.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HeadersConfig {
     /// Response headers set (replacing any the upstream sent), in order.
     pub set: Vec<HeaderEntry>,
     /// Response headers removed (lowercase names), such as `server` and `x-powered-by`.
     pub remove: Vec<String>,
+    /// Add the paved secure headers (HSTS, CSP, `nosniff`, ...) that `set` does not name, and
+    /// remove the usual banners. The compiler writes the full list itself and sets this to
+    /// `false`; a hand-written configuration gets the defaults unless it says otherwise.
+    pub secure_defaults: bool,
+    /// Cross-origin resource sharing; absent: no CORS headers, preflights go upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsConfig>,
+}
+
+impl Default for HeadersConfig {
+    fn default() -> Self {
+        HeadersConfig {
+            set: Vec::new(),
+            remove: Vec::new(),
+            secure_defaults: true,
+            cors: None,
+        }
+    }
+}
+
+/// CORS policy of a route: which origins may read responses, with which methods and headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CorsConfig {
+    /// Origins allowed: exact (`https://app.example.com`), one-label wildcard
+    /// (`https://*.example.com`), or `*` (any origin, never with credentials).
+    pub allowed_origins: Vec<String>,
+    /// Methods allowed in preflights.
+    pub allowed_methods: Vec<String>,
+    /// Request headers allowed in preflights (lowercase).
+    pub allowed_headers: Vec<String>,
+    /// Response headers exposed to scripts.
+    pub exposed_headers: Vec<String>,
+    /// Whether cookies and authorization may be sent (`Access-Control-Allow-Credentials`).
+    pub allow_credentials: bool,
+    /// How long browsers may cache a preflight answer, in seconds.
+    pub max_age_secs: u64,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            allowed_origins: Vec::new(),
+            allowed_methods: ["GET", "HEAD", "POST"].map(String::from).to_vec(),
+            allowed_headers: ["accept", "content-type", "authorization"]
+                .map(String::from)
+                .to_vec(),
+            exposed_headers: Vec::new(),
+            allow_credentials: false,
+            max_age_secs: 600,
+        }
+    }
 }
 
 /// One header name and value.
@@ -328,6 +519,29 @@ mod tests {
             serde_json::from_str(r#"{"issuer":"https://idp"}"#).unwrap_or_default();
         assert_eq!(a.issuer, "https://idp");
         assert_eq!(a.callback_path, "/.paved/callback");
+    }
+
+    #[test]
+    fn fields_added_later_take_their_defaults_when_absent() {
+        let rl: RatelimitConfig =
+            serde_json::from_str(r#"{"app":"a","rules":[{"name":"r","key":"header"}]}"#)
+                .unwrap_or_default();
+        assert_eq!(rl.cluster, "paved-ratelimit");
+        assert_eq!(rl.cluster_timeout_ms, 50);
+        assert_eq!(rl.max_concurrent_per_ip, 256);
+        assert_eq!(rl.rules[0].key, RateLimitKey::Header);
+        assert_eq!(rl.rules[0].header, "");
+        let h: HeadersConfig = serde_json::from_str(r#"{"remove":["server"]}"#)
+            .unwrap_or_else(|_| HeadersConfig {
+                secure_defaults: false,
+                ..HeadersConfig::default()
+            });
+        assert!(h.secure_defaults && h.cors.is_none());
+        let cors: CorsConfig =
+            serde_json::from_str(r#"{"allowed_origins":["https://a.example"]}"#)
+                .unwrap_or_default();
+        assert_eq!(cors.max_age_secs, 600);
+        assert_eq!(cors.allowed_methods, ["GET", "HEAD", "POST"]);
     }
 
     #[test]

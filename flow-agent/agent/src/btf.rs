@@ -9,7 +9,9 @@
 
 use std::collections::HashMap;
 
-use paved_flow_common::{FdWalkOffsets, KernelOffsets, OFFSET_UNKNOWN, TcpSockOffsets};
+use paved_flow_common::{
+    FdWalkOffsets, KernelOffsets, OFFSET_UNKNOWN, SockOffsets, TcpSockOffsets,
+};
 
 /// Where the running kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -299,8 +301,21 @@ pub fn kernel_offsets(btf: &Btf<'_>) -> ResolvedOffsets {
         file_private_data: find("file.private_data", 8),
         socket_sk: find("socket.sk", 8),
     };
+    let sock = SockOffsets {
+        daddr: find("sock_common.skc_daddr", 4),
+        rcv_saddr: find("sock_common.skc_rcv_saddr", 4),
+        dport: find("sock_common.skc_dport", 2),
+        num: find("sock_common.skc_num", 2),
+        family: find("sock_common.skc_family", 2),
+        v6_daddr: find("sock_common.skc_v6_daddr", 16),
+        v6_rcv_saddr: find("sock_common.skc_v6_rcv_saddr", 16),
+    };
     ResolvedOffsets {
-        offsets: KernelOffsets { tcp_sock, fd_walk },
+        offsets: KernelOffsets {
+            tcp_sock,
+            fd_walk,
+            sock,
+        },
         missing,
     }
 }

@@ -88,6 +88,12 @@ pub enum ProbeError {
     /// Waiting on the ring buffer's file descriptor failed.
     #[error("polling the flow ring buffer failed")]
     Poll(#[source] io::Error),
+    /// Running the interim sweep program failed.
+    #[error("running the interim sweep program failed")]
+    Sweep(#[source] ProgramError),
+    /// Turning on the kernel's BPF run time statistics failed.
+    #[error("enabling BPF run time statistics failed")]
+    Stats(#[source] aya::sys::SyscallError),
 }
 
 impl ProbeError {

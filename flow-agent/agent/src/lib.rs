@@ -12,4 +12,6 @@ mod tracefs;
 
 pub use error::ProbeError;
 pub use paved_flow_common::{Direction, FlowRecord, RecordKind};
-pub use probe::FlowProbe;
+pub use probe::{
+    DEFAULT_POLL_INTERVAL, FlowProbe, ProgramStats, SweepReport, enable_bpf_stats,
+};

@@ -4,17 +4,17 @@
 //! with tokio ([`AsyncFd`]), so [`FlowProbe::recv`] sleeps until the kernel signals data.
 //! [`FlowProbe::start`] must therefore run inside a tokio runtime.
 
-use std::path::Path;
+use std::{collections::HashSet, os::fd::OwnedFd, path::Path, time::Duration};
 
 use aya::{
     Ebpf,
-    maps::{Array, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{RawTracePoint, RawTracePointRunOptions, TestRun, TracePoint},
 };
 use paved_flow_common::{
-    FlowRecord, KernelOffsets,
+    FlowRecord, KernelOffsets, OpenFlow,
     kernel::{inet_sock_set_state, sys_exit_accept, tcp_retransmit_skb},
-    names,
+    names, sweep,
 };
 use tokio::io::{Interest, unix::AsyncFd};
 
@@ -29,14 +29,57 @@ fn object() -> &'static [u8] {
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/paved-flow-ebpf.o"))
 }
 
+/// How often [`FlowProbe::recv`] looks at the ring buffer when the kernel has not woken
+/// it: the programs wake user space only when the ring is a quarter full (see
+/// `ebpf/src/emit.rs`), so between bursts records wait at most this long.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Upper bound on keys visited by one interim sweep. A key deleted while the sweep
+/// stands on it makes the kernel restart the walk from the first bucket, so the walk is
+/// bounded (twice the map's capacity) rather than trusted to end.
+const MAX_SWEEP_VISITS: usize = 2 * 65_536;
+
 /// A running flow probe: its programs stay attached until it is dropped.
 pub struct FlowProbe {
     ring: AsyncFd<RingBuf<MapData>>,
     dropped: PerCpuArray<MapData, u64>,
+    open_flows: HashMap<MapData, u64, OpenFlow>,
+    /// Whether `flow_sweep` loaded (interim records are available).
+    sweep_loaded: bool,
+    poll_interval: Duration,
     offsets: ResolvedOffsets,
     hooks: Vec<String>,
     // Owns the programs and their links; declared last so it is dropped last.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
+}
+
+/// What one interim sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Distinct open sockets handed to the kernel.
+    pub sockets: usize,
+    /// `BPF_PROG_TEST_RUN` calls made (eleven sockets each).
+    pub runs: usize,
+    /// Whether the walk stopped at its bound before the end of the map.
+    pub truncated: bool,
+}
+
+/// Run time counters of one of the probe's programs (kept by the kernel while BPF
+/// statistics are on: `kernel.bpf_stats_enabled=1` or [`enable_bpf_stats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// The program's name (`paved_flow_common::names`).
+    pub name: &'static str,
+    /// Total nanoseconds spent in the program.
+    pub run_time_ns: u64,
+    /// Number of runs.
+    pub run_count: u64,
+}
+
+/// Turns on the kernel's BPF run time statistics for as long as the returned descriptor
+/// is open (`BPF_ENABLE_STATS`, the scoped form of `kernel.bpf_stats_enabled=1`).
+pub fn enable_bpf_stats() -> Result<OwnedFd, ProbeError> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(ProbeError::Stats)
 }
 
 impl FlowProbe {
@@ -80,6 +123,19 @@ impl FlowProbe {
                 "retransmit counting disabled: records keep only tcp_sock.total_retrans"
             ),
         }
+        let sweep_loaded = match load_sweep(&mut ebpf) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(
+                    error = %error_chain(&err),
+                    "interim records disabled: long-lived connections are reported only at close"
+                );
+                false
+            }
+        };
+        if sweep_loaded && has_unknown_sock_offsets(&offsets.offsets) {
+            tracing::warn!("socket endpoint offsets missing from BTF: interim records disabled");
+        }
         match attach_optional(
             &mut ebpf,
             &tracefs_root,
@@ -111,13 +167,22 @@ impl FlowProbe {
             source,
         })?;
 
-        tracing::info!(hooks = ?hooks, missing_offsets = ?offsets.missing, "flow probe started");
+        let open_flows = take_map(&mut ebpf, names::OPEN_FLOWS_MAP)?;
+        let open_flows = HashMap::try_from(open_flows).map_err(|source| ProbeError::Map {
+            map: names::OPEN_FLOWS_MAP,
+            source,
+        })?;
+
+        tracing::info!(hooks = ?hooks, missing_offsets = ?offsets.missing, interim = sweep_loaded, "flow probe started");
         Ok(Self {
             ring,
             dropped,
+            open_flows,
+            sweep_loaded: sweep_loaded && !has_unknown_sock_offsets(&offsets.offsets),
+            poll_interval: DEFAULT_POLL_INTERVAL,
             offsets,
             hooks,
-            _ebpf: ebpf,
+            ebpf,
         })
     }
 
@@ -127,12 +192,160 @@ impl FlowProbe {
             if let Some(record) = self.try_recv() {
                 return Ok(record);
             }
-            let mut guard = self.ring.readable_mut().await.map_err(ProbeError::Poll)?;
-            // Clear readiness before draining again, never after: the kernel only wakes
-            // a consumer that has caught up, so a wakeup cleared after the drain could be
-            // one for a record that arrived in between, and would be lost for good.
-            guard.clear_ready();
+            self.wait().await?;
         }
+    }
+
+    /// Waits until at least one record is there, then appends up to `max` records to
+    /// `out` without waiting further; returns how many were appended (at least one).
+    pub async fn recv_many(
+        &mut self,
+        out: &mut Vec<FlowRecord>,
+        max: usize,
+    ) -> Result<usize, ProbeError> {
+        let max = max.max(1);
+        loop {
+            let mut appended = 0;
+            while appended < max {
+                let Some(record) = self.try_recv() else {
+                    break;
+                };
+                out.push(record);
+                appended += 1;
+            }
+            if appended > 0 {
+                return Ok(appended);
+            }
+            self.wait().await?;
+        }
+    }
+
+    /// Sleeps until the kernel wakes the ring buffer's descriptor or the poll interval
+    /// passes, whichever comes first.
+    async fn wait(&mut self) -> Result<(), ProbeError> {
+        let poll_interval = self.poll_interval;
+        tokio::select! {
+            ready = self.ring.readable_mut() => {
+                let mut guard = ready.map_err(ProbeError::Poll)?;
+                // Clear readiness before draining again, never after: a wakeup cleared
+                // after the drain could be one for a record that arrived in between.
+                guard.clear_ready();
+            }
+            () = tokio::time::sleep(poll_interval) => {}
+        }
+        Ok(())
+    }
+
+    /// Sets how often the ring buffer is looked at between the kernel's wakeups
+    /// (default [`DEFAULT_POLL_INTERVAL`]): shorter means fresher records and more
+    /// wakeups.
+    pub fn set_poll_interval(&mut self, interval: Duration) {
+        self.poll_interval = interval.max(Duration::from_millis(1));
+    }
+
+    /// Whether the probe can emit interim records ([`FlowProbe::sweep_interim`]).
+    pub fn interim_supported(&self) -> bool {
+        self.sweep_loaded
+    }
+
+    /// Asks the kernel for an interim record of every tracked connection whose last
+    /// record (or open) is at least `min_age` old. The records arrive through
+    /// [`FlowProbe::recv`] like the others, with kind `Interim` and counters cumulative
+    /// since the open.
+    ///
+    /// This walks the keys of the open-flow map (one `bpf()` call per key) and runs the
+    /// sweep program once per eleven sockets, so it takes a few milliseconds per
+    /// thousand open connections; call it once per reporting interval. Connections the
+    /// probe did not see open (older than the probe) are not tracked, so they get no
+    /// interim record; their close is reported as usual.
+    pub fn sweep_interim(&mut self, min_age: Duration) -> Result<SweepReport, ProbeError> {
+        let mut report = SweepReport::default();
+        if !self.sweep_loaded {
+            return Ok(report);
+        }
+        let program: &RawTracePoint = self
+            .ebpf
+            .program(names::SWEEP_PROGRAM)
+            .ok_or(ProbeError::MissingProgram {
+                program: names::SWEEP_PROGRAM,
+            })?
+            .try_into()
+            .map_err(ProbeError::Sweep)?;
+        let min_age_ns = u64::try_from(min_age.as_nanos()).unwrap_or(u64::MAX);
+        let mut args = [0u64; sweep::ARGS];
+        args[sweep::ARG_MIN_AGE_NS] = min_age_ns;
+        let mut filled = 0;
+        let mut seen = HashSet::new();
+        let mut visits = 0;
+        let run = |args: &[u64; sweep::ARGS]| -> Result<(), ProbeError> {
+            let mut options = RawTracePointRunOptions::new();
+            options.args = *args;
+            program.test_run(options).map_err(ProbeError::Sweep)?;
+            Ok(())
+        };
+        for key in self.open_flows.keys() {
+            visits += 1;
+            if visits > MAX_SWEEP_VISITS {
+                report.truncated = true;
+                break;
+            }
+            let sk = key.map_err(|source| ProbeError::Map {
+                map: names::OPEN_FLOWS_MAP,
+                source,
+            })?;
+            if !seen.insert(sk) {
+                continue;
+            }
+            filled += 1;
+            args[filled] = sk;
+            if filled == sweep::SOCKETS_PER_RUN {
+                run(&args)?;
+                report.runs += 1;
+                filled = 0;
+                args[1..].fill(0);
+            }
+        }
+        if filled > 0 {
+            run(&args)?;
+            report.runs += 1;
+        }
+        report.sockets = seen.len();
+        Ok(report)
+    }
+
+    /// Number of connections tracked in the kernel now (walks the map's keys).
+    pub fn open_flow_count(&self) -> usize {
+        self.open_flows
+            .keys()
+            .take(MAX_SWEEP_VISITS)
+            .filter(Result::is_ok)
+            .count()
+    }
+
+    /// Run time and run count of each loaded program, as kept by the kernel while BPF
+    /// statistics are enabled (zeros otherwise).
+    pub fn program_stats(&self) -> Result<Vec<ProgramStats>, ProbeError> {
+        let mut stats = Vec::new();
+        for name in [
+            names::SET_STATE_PROGRAM,
+            names::RETRANSMIT_PROGRAM,
+            names::ACCEPT_PROGRAM,
+            names::SWEEP_PROGRAM,
+        ] {
+            let Some(program) = self.ebpf.program(name) else {
+                continue;
+            };
+            // A program that is not loaded (an optional hook) has no statistics.
+            let Ok(info) = program.info() else {
+                continue;
+            };
+            stats.push(ProgramStats {
+                name,
+                run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
+                run_count: info.run_count(),
+            });
+        }
+        Ok(stats)
     }
 
     /// Returns a record if one is waiting, without blocking.
@@ -190,6 +403,26 @@ fn resolve_offsets() -> ResolvedOffsets {
         }
         Err(err) => unknown(&err),
     }
+}
+
+/// Loads (never attaches) the interim sweep program.
+fn load_sweep(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
+    let program = names::SWEEP_PROGRAM;
+    let sweep: &mut RawTracePoint = ebpf
+        .program_mut(program)
+        .ok_or(ProbeError::MissingProgram { program })?
+        .try_into()
+        .map_err(|source| ProbeError::Load { program, source })?;
+    sweep
+        .load()
+        .map_err(|source| ProbeError::Load { program, source })
+}
+
+/// Whether the socket endpoint offsets interim records need are missing.
+fn has_unknown_sock_offsets(offsets: &KernelOffsets) -> bool {
+    let sock = offsets.sock;
+    [sock.family, sock.num, sock.dport, sock.daddr, sock.rcv_saddr]
+        .contains(&paved_flow_common::OFFSET_UNKNOWN)
 }
 
 fn write_offsets(ebpf: &mut Ebpf, offsets: KernelOffsets) -> Result<(), ProbeError> {

@@ -45,6 +45,30 @@ pub struct FdWalkOffsets {
     pub socket_sk: u32,
 }
 
+/// Byte offsets of the endpoints in `struct sock_common` (the first member of every
+/// `struct sock`, so they are offsets from the socket address too).
+///
+/// The interim sweep reads them because it runs outside any tracepoint that would
+/// carry the addresses; at close the tracepoint record has them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockOffsets {
+    /// `skc_daddr` (`__be32`, remote IPv4 address).
+    pub daddr: u32,
+    /// `skc_rcv_saddr` (`__be32`, local IPv4 address).
+    pub rcv_saddr: u32,
+    /// `skc_dport` (`__be16`, remote port in network order).
+    pub dport: u32,
+    /// `skc_num` (`__u16`, local port in host order).
+    pub num: u32,
+    /// `skc_family` (`unsigned short`).
+    pub family: u32,
+    /// `skc_v6_daddr` (`struct in6_addr`).
+    pub v6_daddr: u32,
+    /// `skc_v6_rcv_saddr` (`struct in6_addr`).
+    pub v6_rcv_saddr: u32,
+}
+
 /// Everything the loader passes to the programs, stored at index 0 of the offsets map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +77,8 @@ pub struct KernelOffsets {
     pub tcp_sock: TcpSockOffsets,
     /// How to find the socket an `accept` returned.
     pub fd_walk: FdWalkOffsets,
+    /// Where the endpoints are, for interim records.
+    pub sock: SockOffsets,
 }
 
 impl TcpSockOffsets {
@@ -79,12 +105,27 @@ impl FdWalkOffsets {
     };
 }
 
+impl SockOffsets {
+    /// Every offset unknown: interim records carry no endpoints (and are not emitted).
+    pub const UNKNOWN: Self = Self {
+        daddr: OFFSET_UNKNOWN,
+        rcv_saddr: OFFSET_UNKNOWN,
+        dport: OFFSET_UNKNOWN,
+        num: OFFSET_UNKNOWN,
+        family: OFFSET_UNKNOWN,
+        v6_daddr: OFFSET_UNKNOWN,
+        v6_rcv_saddr: OFFSET_UNKNOWN,
+    };
+}
+
 impl KernelOffsets {
     /// Nothing known (no BTF).
     pub const UNKNOWN: Self = Self {
         tcp_sock: TcpSockOffsets::UNKNOWN,
         fd_walk: FdWalkOffsets::UNKNOWN,
+        sock: SockOffsets::UNKNOWN,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48);
+// 6 + 6 + 7 `u32`s, no padding: part of the kernel/user contract.
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 76);

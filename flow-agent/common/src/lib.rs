@@ -7,11 +7,13 @@
 
 mod config;
 pub mod kernel;
+mod open_flow;
 mod record;
 #[cfg(feature = "user")]
 mod user;
 
-pub use config::{FdWalkOffsets, KernelOffsets, OFFSET_UNKNOWN, TcpSockOffsets};
+pub use config::{FdWalkOffsets, KernelOffsets, OFFSET_UNKNOWN, SockOffsets, TcpSockOffsets};
+pub use open_flow::{OpenFlow, sweep};
 pub use record::{COMM_LEN, Direction, FlowRecord, RecordKind};
 
 /// Names shared by the BPF object and its loader, so a rename breaks the build, not the run.
@@ -22,6 +24,8 @@ pub mod names {
     pub const OFFSETS_MAP: &str = "KERNEL_OFFSETS";
     /// Per-CPU count of records lost to a full ring buffer.
     pub const DROPPED_MAP: &str = "DROPPED_RECORDS";
+    /// LRU hash of the connections open now, by socket address ([`crate::OpenFlow`]).
+    pub const OPEN_FLOWS_MAP: &str = "OPEN_FLOWS";
     /// Program attached to `sock:inet_sock_set_state`.
     pub const SET_STATE_PROGRAM: &str = "inet_sock_set_state";
     /// Program attached to `tcp:tcp_retransmit_skb`.
@@ -29,4 +33,7 @@ pub mod names {
     /// Program attached to `syscalls:sys_exit_accept` and `sys_exit_accept4`, to credit
     /// inbound flows to the task that accepted them.
     pub const ACCEPT_PROGRAM: &str = "accept_exit";
+    /// Raw tracepoint program never attached: user space runs it with
+    /// `BPF_PROG_TEST_RUN` to emit interim records (see [`crate::sweep`]).
+    pub const SWEEP_PROGRAM: &str = "flow_sweep";
 }

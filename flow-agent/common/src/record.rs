@@ -32,7 +32,8 @@ impl Direction {
 pub enum RecordKind {
     /// The socket reached `TCP_CLOSE`; the counters are final.
     Closed = 1,
-    /// A snapshot of a connection still open (reserved: the kernel side emits none yet).
+    /// A snapshot of a connection still open, emitted by the interim sweep: counters are
+    /// cumulative since the open, like those of the final record.
     Interim = 2,
 }
 
@@ -51,7 +52,8 @@ impl RecordKind {
 ///
 /// Addresses are always 16 bytes: IPv4 is stored v4-mapped (`::ffff:a.b.c.d`).
 /// "Local" and "remote" are from this host's socket: for an inbound flow the local
-/// port is the listening port. Counters come from `struct tcp_sock` at close; a counter
+/// port is the listening port. Counters come from `struct tcp_sock` at close (or at the
+/// sweep, for an interim record) and are cumulative over the connection's life; a counter
 /// whose offset the loader could not find in the kernel's BTF stays 0.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

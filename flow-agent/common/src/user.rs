@@ -1,12 +1,16 @@
 //! `aya::Pod` for the shared types, so user space can read and write them in maps.
 
-use crate::{FlowRecord, KernelOffsets};
+use crate::{FlowRecord, KernelOffsets, OpenFlow};
 
 // SAFETY: `FlowRecord` is `#[repr(C)]`, `Copy`, made only of integers and byte arrays,
 // has no implicit padding (checked by the size assertion in `record.rs`), and every bit
 // pattern is a valid value (enums are stored as raw `u8`).
 unsafe impl aya::Pod for FlowRecord {}
 
-// SAFETY: `KernelOffsets` is `#[repr(C)]`, `Copy`, two structs of six `u32`s each with no
+// SAFETY: `KernelOffsets` is `#[repr(C)]`, `Copy`, three structs of `u32`s with no
 // padding (size asserted in `config.rs`); any bit pattern is valid.
 unsafe impl aya::Pod for KernelOffsets {}
+
+// SAFETY: `OpenFlow` is `#[repr(C)]`, `Copy`, integers and byte arrays with explicit
+// padding (size asserted in `open_flow.rs`); any bit pattern is valid.
+unsafe impl aya::Pod for OpenFlow {}

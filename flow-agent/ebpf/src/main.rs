@@ -7,6 +7,9 @@
 //! * `tcp_retransmit_skb` counts retransmissions of tracked sockets.
 //! * `accept_exit` (on `sys_exit_accept{,4}`) credits an inbound flow to the task that
 //!   accepted it: the passive open itself runs in softirq context, on behalf of nobody.
+//! * `flow_sweep` is never attached: user space runs it with `BPF_PROG_TEST_RUN` once
+//!   per interval, handing it the open sockets, and it emits an interim record for each
+//!   one not reported for a while, so long connections are not seen only at close.
 //!
 //! [`FlowRecord`]: paved_flow_common::FlowRecord
 #![no_std]
@@ -14,9 +17,12 @@
 
 mod accept;
 mod context;
+mod emit;
 mod maps;
 mod retransmit;
 mod set_state;
+mod sock;
+mod sweep;
 mod task;
 mod tcp_sock;
 

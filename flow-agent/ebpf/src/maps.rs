@@ -4,42 +4,20 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
-use paved_flow_common::{COMM_LEN, FlowRecord, KernelOffsets};
+use paved_flow_common::{FlowRecord, KernelOffsets, OpenFlow};
 
 /// Connections tracked at once. LRU: when full, the oldest open is forgotten and its
 /// close is reported with `Direction::Unknown` instead of failing the insert.
 const MAX_OPEN_FLOWS: u32 = 65_536;
 
 /// Room for 8192 records (+8 bytes of header each) between two user-space polls.
-const RECORD_RING_BYTES: u32 = 8192 * 256;
-
-/// What the probe remembers about a connection between its open and its close.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct OpenFlow {
-    /// `bpf_ktime_get_ns` at the open.
-    pub start_ns: u64,
-    /// Cgroup of the credited task.
-    pub cgroup_id: u64,
-    /// Retransmissions seen by `tcp_retransmit_skb`.
-    pub retransmits: u64,
-    /// Thread id of the credited task.
-    pub pid: u32,
-    /// Process id of the credited task.
-    pub tgid: u32,
-    /// `comm` of the credited task.
-    pub comm: [u8; COMM_LEN],
-    /// A `Direction` as `u8`.
-    pub direction: u8,
-    /// Explicit padding, always zero.
-    pub _pad: [u8; 7],
-}
+pub const RECORD_RING_BYTES: u32 = 8192 * 256;
 
 /// Open connections by socket address.
 #[map(name = "OPEN_FLOWS")]
 pub static OPEN_FLOWS: LruHashMap<u64, OpenFlow> = LruHashMap::with_max_entries(MAX_OPEN_FLOWS, 0);
 
-/// Closed-flow records for user space (`names::RECORDS_MAP`).
+/// Closed-flow and interim records for user space (`names::RECORDS_MAP`).
 #[map(name = "FLOW_RECORDS")]
 pub static FLOW_RECORDS: RingBuf = RingBuf::with_byte_size(RECORD_RING_BYTES, 0);
 

@@ -4,13 +4,14 @@ use aya_ebpf::{
     helpers::generated::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
 };
 use paved_flow_common::{
-    Direction, FlowRecord, RecordKind,
+    Direction, FlowRecord, OpenFlow, RecordKind,
     kernel::{AF_INET, AF_INET6, IPPROTO_TCP, inet_sock_set_state as tp, tcp_state},
 };
 
 use crate::{
     context::load,
-    maps::{DROPPED_RECORDS, FLOW_RECORDS, OPEN_FLOWS, OpenFlow},
+    emit,
+    maps::OPEN_FLOWS,
     task::Task,
     tcp_sock,
 };
@@ -44,16 +45,18 @@ fn on_open(ctx: &TracePointContext, direction: Direction) {
     // SAFETY: `skaddr` is an aligned 8-byte pointer field.
     let sk = unsafe { load::<u64>(ctx, tp::SKADDR) };
     let task = Task::current();
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
     let flow = OpenFlow {
-        // SAFETY: helper without arguments.
-        start_ns: unsafe { bpf_ktime_get_ns() },
+        start_ns: now,
         cgroup_id: task.cgroup_id,
         retransmits: 0,
+        last_report_ns: now,
         pid: task.pid,
         tgid: task.tgid,
         comm: task.comm,
         direction: direction as u8,
-        _pad: [0; 7],
+        pad: [0; 7],
     };
     // A full LRU evicts its oldest entry, so this only fails on kernel memory pressure;
     // the close is then reported with an unknown direction, which is the best we can do.
@@ -96,9 +99,7 @@ fn on_close(ctx: &TracePointContext) {
     fill_endpoints(ctx, &mut record);
     tcp_sock::fill_counters(sk, &mut record);
 
-    if FLOW_RECORDS.output::<FlowRecord>(&record, 0).is_err() {
-        count_drop();
-    }
+    emit::output(&record);
     let _ = OPEN_FLOWS.remove(sk);
 }
 
@@ -124,7 +125,7 @@ fn fill_endpoints(ctx: &TracePointContext, record: &mut FlowRecord) {
 
 /// `::ffff:a.b.c.d` from the address as it sits in memory (network order).
 #[inline(always)]
-fn v4_mapped(addr: u32) -> [u8; 16] {
+pub fn v4_mapped(addr: u32) -> [u8; 16] {
     let v4 = addr.to_ne_bytes();
     [
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3],
@@ -133,22 +134,10 @@ fn v4_mapped(addr: u32) -> [u8; 16] {
 
 /// The 16 bytes of an address loaded as two words, in memory order.
 #[inline(always)]
-fn bytes16(words: [u64; 2]) -> [u8; 16] {
+pub fn bytes16(words: [u64; 2]) -> [u8; 16] {
     let (a, b) = (words[0].to_ne_bytes(), words[1].to_ne_bytes());
     [
         a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], b[0], b[1], b[2], b[3], b[4], b[5], b[6],
         b[7],
     ]
-}
-
-/// Counts a record the ring buffer had no room for.
-#[inline(always)]
-fn count_drop() {
-    // Per-CPU slot: no other CPU writes it and the program is not re-entered on this
-    // CPU for this tracepoint, so a plain increment is exact (BPF has no portable
-    // atomic fetch-add from Rust: the target lacks `atomic-cas`).
-    if let Some(counter) = DROPPED_RECORDS.get_ptr_mut(0) {
-        // SAFETY: the pointer is this CPU's live array slot.
-        unsafe { *counter += 1 };
-    }
 }

@@ -24,6 +24,12 @@ pub fn fill_counters(sk: u64, record: &mut FlowRecord) {
         Some(offsets) => offsets.tcp_sock,
         None => TcpSockOffsets::UNKNOWN,
     };
+    fill_counters_with(sk, &offsets, record);
+}
+
+/// Like [`fill_counters`], with the offsets already at hand.
+#[inline(always)]
+pub fn fill_counters_with(sk: u64, offsets: &TcpSockOffsets, record: &mut FlowRecord) {
     record.bytes_acked = read::<u64>(sk, offsets.bytes_acked).unwrap_or(0);
     record.bytes_received = read::<u64>(sk, offsets.bytes_received).unwrap_or(0);
     record.segs_in = read::<u32>(sk, offsets.segs_in).unwrap_or(0);

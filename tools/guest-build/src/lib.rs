@@ -23,6 +23,8 @@ pub struct GuestBuild {
     build_std: String,
     rustflags: Vec<String>,
     target_dir: PathBuf,
+    required_tools: Vec<String>,
+    extra_inputs: Vec<PathBuf>,
 }
 
 impl GuestBuild {
@@ -37,6 +39,8 @@ impl GuestBuild {
             build_std: "std,panic_abort".to_owned(),
             rustflags: Vec::new(),
             target_dir: shared_guest_target_dir(),
+            required_tools: Vec::new(),
+            extra_inputs: Vec::new(),
         }
     }
 
@@ -49,6 +53,18 @@ impl GuestBuild {
     /// Adds one flag to the guest's `RUSTFLAGS`.
     pub fn rustflag(mut self, flag: &str) -> Self {
         self.rustflags.push(flag.to_owned());
+        self
+    }
+
+    /// Fails the build early, naming `tool`, when it is not on `PATH` (e.g. `bpf-linker`).
+    pub fn require_on_path(mut self, tool: &str) -> Self {
+        self.required_tools.push(tool.to_owned());
+        self
+    }
+
+    /// Also rebuilds when files below `path` change (a path dependency outside the manifest dir).
+    pub fn input(mut self, path: impl Into<PathBuf>) -> Self {
+        self.extra_inputs.push(path.into());
         self
     }
 
@@ -69,16 +85,18 @@ impl GuestBuild {
                 self.target
             );
         }
-        let mut cmd = Command::new(GUEST_CARGO);
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            let inherited_build_state = (key.starts_with("CARGO") && key != "CARGO_HOME")
-                || key.starts_with("RUST") && key != "RUSTUP_HOME"
-                || key == "DEBUG";
-            if inherited_build_state {
-                cmd.env_remove(key.as_ref());
+        for tool in &self.required_tools {
+            let on_path = std::env::var_os("PATH")
+                .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
+            if !on_path {
+                panic!("guest build for {}: {tool} not found on PATH; run scripts/bootstrap.sh", self.target);
             }
         }
+        for path in &self.extra_inputs {
+            rerun_if_changed_tree(path);
+        }
+        let mut cmd = Command::new(GUEST_CARGO);
+        scrub_env(&mut cmd);
         cmd.env("RUSTC", GUEST_RUSTC)
             .env("RUSTC_BOOTSTRAP", "1")
             .env("CARGO_TARGET_DIR", &self.target_dir)
@@ -98,6 +116,33 @@ impl GuestBuild {
             );
         }
         self.artifact_dir()
+    }
+}
+
+/// Removes what the outer cargo (or clippy, or the build-script context) puts in the
+/// environment, keeping `CARGO_HOME` so the registry cache is shared.
+fn scrub_env(cmd: &mut Command) {
+    const EXACT: &[&str] = &[
+        "RUSTFLAGS",
+        "RUSTDOCFLAGS",
+        "TARGET",
+        "HOST",
+        "OUT_DIR",
+        "PROFILE",
+        "OPT_LEVEL",
+        "DEBUG",
+        "NUM_JOBS",
+        "RUSTUP_TOOLCHAIN",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ];
+    const PREFIXES: &[&str] = &["CARGO", "__CARGO", "RUSTC", "RUSTDOC", "CLIPPY", "DEP_"];
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        let inherited = EXACT.contains(&key) || PREFIXES.iter().any(|p| key.starts_with(p));
+        if inherited && key != "CARGO_HOME" {
+            cmd.env_remove(key);
+        }
     }
 }
 

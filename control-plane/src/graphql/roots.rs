@@ -1,0 +1,365 @@
+//! The query, mutation and subscription roots.
+
+use async_graphql::{Context, ID, Object, Result, Subscription};
+use futures_util::{Stream, StreamExt, stream};
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::types::*;
+use super::{RequestAuth, to_gql};
+use crate::auth::{Access, Principal};
+use crate::services::{AuditFilter, ControlPlane, Event, NewToken, Page};
+use crate::Error;
+
+/// The control plane and the authenticated caller, or `UNAUTHENTICATED`.
+pub(crate) fn caller(ctx: &Context<'_>) -> Result<(ControlPlane, Principal)> {
+    let cp = ctx.data::<ControlPlane>()?.clone();
+    match &ctx.data::<RequestAuth>()?.0 {
+        Ok(Some(p)) => Ok((cp, p.clone())),
+        Ok(None) => Err(to_gql(Error::Unauthenticated(
+            "send `Authorization: Bearer <API token or access token>`".into(),
+        ))),
+        Err(message) => Err(to_gql(Error::Unauthenticated(message.clone()))),
+    }
+}
+
+fn first_arg(first: Option<i32>) -> Option<i64> {
+    first.map(i64::from)
+}
+
+fn page_info<T>(page: &Page<T>) -> PageInfo {
+    PageInfo {
+        has_next_page: page.has_next,
+        end_cursor: page.end_cursor.clone(),
+    }
+}
+
+fn parse_id(id: &ID) -> Result<i64> {
+    id.parse::<i64>()
+        .map_err(|_| to_gql(Error::BadRequest(format!("invalid id `{}`", id.as_str()))))
+}
+
+async fn gateway_objects(cp: &ControlPlane, who: &Principal) -> crate::Result<Vec<GatewayObject>> {
+    let latest = cp.latest_snapshot().map(|s| s.version);
+    Ok(cp
+        .list_gateways(who)
+        .await?
+        .into_iter()
+        .map(|g| GatewayObject(g, latest))
+        .collect())
+}
+
+/// Queries.
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// The caller.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
+        let (_, who) = caller(ctx)?;
+        let (role, teams, scopes) = match &who.access {
+            Access::Person { role, teams, .. } => (Some(role.as_str().to_string()), teams.clone(), vec![]),
+            Access::Token { scopes, teams, .. } => (
+                None,
+                teams.clone(),
+                scopes.iter().map(|s| GqlScope::from(*s)).collect(),
+            ),
+            Access::System => (None, vec![], vec![GqlScope::Admin]),
+        };
+        Ok(Me {
+            name: who.name.clone(),
+            kind: who.kind.into(),
+            role,
+            teams,
+            scopes,
+        })
+    }
+
+    /// Apps the caller may read, by name.
+    #[graphql(complexity = "first.unwrap_or(50).max(1) as usize * child_complexity")]
+    async fn apps(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AppFilterInput>,
+        #[graphql(desc = "Page size, 1 to 500 (default 50).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> Result<AppConnection> {
+        let (cp, who) = caller(ctx)?;
+        let page = cp
+            .list_apps(&who, &filter.unwrap_or_default().into(), first_arg(first), after.as_deref())
+            .await
+            .map_err(to_gql)?;
+        Ok(AppConnection {
+            page_info: page_info(&page),
+            total_count: page.total as i64,
+            nodes: page.items.into_iter().map(AppObject).collect(),
+        })
+    }
+
+    /// One app, with its current and past intents.
+    async fn app(&self, ctx: &Context<'_>, name: String) -> Result<AppObject> {
+        let (cp, who) = caller(ctx)?;
+        cp.get_app(&who, &name).await.map(AppObject).map_err(to_gql)
+    }
+
+    /// Differences between two versions of an app's intent.
+    async fn diff(&self, ctx: &Context<'_>, app: String, from: i32, to: i32) -> Result<DiffObject> {
+        let (cp, who) = caller(ctx)?;
+        let d = cp.diff_versions(&who, &app, from, to).await.map_err(to_gql)?;
+        Ok(DiffObject {
+            app: d.app,
+            from: d.from,
+            to: d.to,
+            changes: d.changes.into_iter().map(Into::into).collect(),
+            text_diff: d.text_diff,
+        })
+    }
+
+    /// Gateways and the version each serves.
+    async fn gateways(&self, ctx: &Context<'_>) -> Result<Vec<GatewayObject>> {
+        let (cp, who) = caller(ctx)?;
+        gateway_objects(&cp, &who).await.map_err(to_gql)
+    }
+
+    /// The latest snapshot version.
+    async fn snapshot_version(&self, ctx: &Context<'_>) -> Result<Option<i64>> {
+        let (cp, _) = caller(ctx)?;
+        Ok(cp.latest_snapshot().map(|s| s.version))
+    }
+
+    /// The audit log, newest first.
+    #[graphql(complexity = "first.unwrap_or(50).max(1) as usize * child_complexity")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditFilterInput>,
+        #[graphql(desc = "Page size, 1 to 500 (default 50).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> Result<AuditConnection> {
+        let (cp, who) = caller(ctx)?;
+        let f = filter.unwrap_or_default();
+        let filter = AuditFilter {
+            app: f.app,
+            actor: f.actor,
+            actor_kind: f.actor_kind.map(GqlActorKind::to_kind),
+            action: f.action,
+            since: f.since,
+        };
+        let page = cp
+            .audit_log(&who, &filter, first_arg(first), after.as_deref())
+            .await
+            .map_err(to_gql)?;
+        Ok(AuditConnection {
+            page_info: page_info(&page),
+            total_count: page.total as i64,
+            nodes: page.items.into_iter().map(AuditEntryObject).collect(),
+        })
+    }
+
+    /// API tokens: all for admins, otherwise the caller's own.
+    async fn tokens(&self, ctx: &Context<'_>) -> Result<Vec<ApiTokenObject>> {
+        let (cp, who) = caller(ctx)?;
+        Ok(cp
+            .list_tokens(&who)
+            .await
+            .map_err(to_gql)?
+            .into_iter()
+            .map(ApiTokenObject)
+            .collect())
+    }
+}
+
+/// Mutations.
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Validates an intent and shows what applying it would change. Changes nothing.
+    async fn plan_intent(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The paved.yaml text.")] yaml: String,
+        #[graphql(desc = "Its file name, for error positions (default paved.yaml).")] source: Option<String>,
+    ) -> Result<PlanObject> {
+        let (cp, who) = caller(ctx)?;
+        let p = cp
+            .plan_intent(&who, &yaml, source.as_deref().unwrap_or("paved.yaml"))
+            .await
+            .map_err(to_gql)?;
+        Ok(PlanObject {
+            app: p.app,
+            new_app: p.new_app,
+            changed: p.changed,
+            current_version: p.current_version,
+            content_hash: p.content_hash,
+            changes: p.changes.into_iter().map(Into::into).collect(),
+            text_diff: p.text_diff,
+        })
+    }
+
+    /// Applies an intent: a new version unless the content equals the current version's.
+    async fn apply_intent(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The paved.yaml text.")] yaml: String,
+        #[graphql(desc = "Its file name, for error positions (default paved.yaml).")] source: Option<String>,
+    ) -> Result<ApplyResult> {
+        let (cp, who) = caller(ctx)?;
+        let a = cp
+            .apply_intent(&who, &yaml, source.as_deref().unwrap_or("paved.yaml"))
+            .await
+            .map_err(to_gql)?;
+        Ok(ApplyResult {
+            app: AppObject(a.app),
+            version: IntentVersionObject(a.version),
+            created: a.created,
+            snapshot_version: a.snapshot_version,
+        })
+    }
+
+    /// Makes an earlier version's content current again (as a new version).
+    async fn rollback_app(&self, ctx: &Context<'_>, name: String, version: i32) -> Result<ApplyResult> {
+        let (cp, who) = caller(ctx)?;
+        let a = cp.rollback_app(&who, &name, version).await.map_err(to_gql)?;
+        Ok(ApplyResult {
+            app: AppObject(a.app),
+            version: IntentVersionObject(a.version),
+            created: a.created,
+            snapshot_version: a.snapshot_version,
+        })
+    }
+
+    /// Deletes an app (its history and audit trail stay).
+    async fn delete_app(&self, ctx: &Context<'_>, name: String) -> Result<DeleteResult> {
+        let (cp, who) = caller(ctx)?;
+        let d = cp.delete_app(&who, &name).await.map_err(to_gql)?;
+        Ok(DeleteResult {
+            app: d.app,
+            snapshot_version: d.snapshot_version,
+        })
+    }
+
+    /// Creates an API token; its secret is in the result and never shown again.
+    async fn create_token(&self, ctx: &Context<'_>, input: CreateTokenInput) -> Result<CreatedTokenObject> {
+        let (cp, who) = caller(ctx)?;
+        let created = cp
+            .create_token(
+                &who,
+                NewToken {
+                    name: input.name,
+                    scopes: input.scopes.into_iter().map(Into::into).collect(),
+                    apps: input.apps,
+                    teams: input.teams,
+                    expires_at: input.expires_at,
+                },
+            )
+            .await
+            .map_err(to_gql)?;
+        Ok(CreatedTokenObject {
+            token: ApiTokenObject(created.token),
+            secret: created.secret,
+        })
+    }
+
+    /// Revokes an API token.
+    async fn revoke_token(&self, ctx: &Context<'_>, id: ID) -> Result<ApiTokenObject> {
+        let (cp, who) = caller(ctx)?;
+        let id = parse_id(&id)?;
+        cp.revoke_token(&who, id).await.map(ApiTokenObject).map_err(to_gql)
+    }
+}
+
+/// Subscriptions (graphql-transport-ws at `/graphql/ws`).
+pub struct SubscriptionRoot;
+
+async fn app_status(cp: &ControlPlane, who: &Principal, name: &str, event: &str) -> Option<AppStatusEvent> {
+    let a = match cp.get_app(who, name).await {
+        Ok(a) => Some(a),
+        Err(Error::NotFound(_)) => None,
+        Err(e) => {
+            e.log_if_internal();
+            return None;
+        }
+    };
+    let snapshot_version = a.as_ref().and_then(|a| a.snapshot_version);
+    let rollout = rollout(cp, snapshot_version).await.ok()?;
+    Some(AppStatusEvent {
+        app: name.to_string(),
+        event: event.to_string(),
+        current_version: a.as_ref().and_then(|a| a.current_version),
+        deleted: a.is_none(),
+        rollout,
+    })
+}
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// The status of one app: first its current status, then one event per change of the app
+    /// and per gateway report.
+    async fn app_status(&self, ctx: &Context<'_>, name: String) -> Result<impl Stream<Item = AppStatusEvent> + use<>> {
+        let (cp, who) = caller(ctx)?;
+        // Subscribe before reading the current state, so that no change falls in between.
+        let events = BroadcastStream::new(cp.subscribe_events());
+        cp.get_app(&who, &name).await.map_err(to_gql)?;
+        let first = {
+            let (cp, who, name) = (cp.clone(), who.clone(), name.clone());
+            stream::once(async move { app_status(&cp, &who, &name, "current").await })
+        };
+        let updates = events.then(move |ev| {
+            let (cp, who, name) = (cp.clone(), who.clone(), name.clone());
+            async move {
+                let event = match ev.ok()? {
+                    Event::AppChanged { app, action, .. } if app == name => action,
+                    Event::GatewayReported { .. } => "gateway.report".to_string(),
+                    _ => return None,
+                };
+                app_status(&cp, &who, &name, &event).await
+            }
+        });
+        Ok(first.chain(updates).filter_map(|e| async move { e }))
+    }
+
+    /// The gateways' roll-out: first the current state, then one event per published snapshot
+    /// and per gateway report.
+    async fn gateway_rollout(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = RolloutEvent> + use<>> {
+        let (cp, who) = caller(ctx)?;
+        crate::services::require_reader(&who).map_err(to_gql)?;
+        let events = BroadcastStream::new(cp.subscribe_events());
+        let make = |cp: ControlPlane, who: Principal, ev: Option<Event>| async move {
+            let gateways = gateway_objects(&cp, &who).await.ok()?;
+            let snapshot_version = cp.latest_snapshot().map(|s| s.version);
+            let mut out = RolloutEvent {
+                snapshot_version,
+                event: "current".into(),
+                gateway_id: None,
+                reported_version: None,
+                ok: None,
+                error: None,
+                gateways,
+            };
+            match ev {
+                None => {}
+                Some(Event::SnapshotPublished { .. }) => out.event = "snapshot.published".into(),
+                Some(Event::GatewayReported { gateway_id, version, ok, error }) => {
+                    out.event = "gateway.report".into();
+                    out.gateway_id = Some(gateway_id);
+                    out.reported_version = Some(version);
+                    out.ok = Some(ok);
+                    out.error = error;
+                }
+                Some(Event::AppChanged { .. }) => return None,
+            }
+            Some(out)
+        };
+        let first = stream::once(make(cp.clone(), who.clone(), None));
+        let updates = events.then(move |ev| {
+            let (cp, who) = (cp.clone(), who.clone());
+            async move {
+                match ev.ok() {
+                    Some(ev) => make(cp, who, Some(ev)).await,
+                    None => None,
+                }
+            }
+        });
+        Ok(first.chain(updates).filter_map(|e| async move { e }))
+    }
+}

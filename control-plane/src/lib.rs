@@ -1,0 +1,37 @@
+//! The Paved control plane core: it harvests developer intent (`paved.yaml`) and turns it into
+//! running gateway configuration.
+//!
+//! - [`storage`]: sea-orm entities and migrations, one code path for SQLite (the default, a
+//!   file) and PostgreSQL;
+//! - [`services`]: the business rules (plan, apply, rollback, delete, tokens, users, audit,
+//!   gateways), used by GraphQL and by the command line alike; every mutation writes an audit
+//!   row in the same transaction and recompiles every current intent into a new snapshot;
+//! - [`graphql`]: the GraphQL API (async-graphql) with subscriptions over graphql-transport-ws;
+//! - [`oidc`]: a minimal OpenID provider for local users (the small-install mode);
+//! - [`distribution`]: the long-poll protocol through which gateways fetch snapshots and ACK or
+//!   NACK them (docs/config-distribution.md);
+//! - [`tls`]: certificate issuance behind [`tls::CertificateIssuer`], with an internal CA;
+//! - [`http`]: the axum [`Router`](axum::Router) that mounts all of the above.
+//!
+//! The binary calls [`ControlPlane::start`] with a [`ControlPlaneConfig`] and serves
+//! [`ControlPlane::router`].
+
+pub mod auth;
+pub mod config;
+pub mod distribution;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod oidc;
+pub mod secrets;
+pub mod services;
+pub mod storage;
+pub mod tls;
+
+pub use auth::{ActorKind, Principal, Role, Scope};
+pub use config::{ControlPlaneConfig, OidcSettings};
+pub use error::Error;
+pub use services::ControlPlane;
+
+/// Result of the control plane's operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,356 @@
+//! Schema migrations (sea-orm-migration), written with sea-query so that the same code creates
+//! the schema on SQLite and PostgreSQL. A migration, once released, is never edited: later
+//! changes are new migrations.
+
+use sea_orm::DbBackend;
+use sea_orm_migration::prelude::*;
+
+/// The control plane's migrator.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001Initial)]
+    }
+}
+
+/// The first schema: apps, intent versions, snapshots, gateways, users, API tokens, the audit
+/// log, the OpenID provider's clients, codes, sessions and keys, and certificates.
+struct M0001Initial;
+
+impl MigrationName for M0001Initial {
+    fn name(&self) -> &str {
+        "m0001_initial"
+    }
+}
+
+fn id() -> ColumnDef {
+    ColumnDef::new("id")
+        .big_integer()
+        .not_null()
+        .auto_increment()
+        .primary_key()
+        .to_owned()
+}
+
+fn text(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).text().not_null().to_owned()
+}
+
+fn text_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).text().null().to_owned()
+}
+
+fn string(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).string_len(255).not_null().to_owned()
+}
+
+fn json(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).json_binary().not_null().to_owned()
+}
+
+fn json_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).json_binary().null().to_owned()
+}
+
+fn time(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
+}
+
+fn time_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .null()
+        .to_owned()
+}
+
+fn bigint_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).big_integer().null().to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0001Initial {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("apps")
+                .col(id())
+                .col(ColumnDef::new("name").string_len(63).not_null().unique_key())
+                .col(ColumnDef::new("team").string_len(255).null())
+                .col(json("owners"))
+                .col(json("domains"))
+                .col(ColumnDef::new("current_version").integer().null())
+                .col(bigint_null("current_version_id"))
+                .col(bigint_null("snapshot_version"))
+                .col(time("created_at"))
+                .col(time("updated_at"))
+                .col(time_null("deleted_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("intent_versions")
+                .col(id())
+                .col(ColumnDef::new("app_id").big_integer().not_null())
+                .col(ColumnDef::new("version").integer().not_null())
+                .col(text("text"))
+                .col(json("intent"))
+                .col(ColumnDef::new("content_hash").string_len(64).not_null())
+                .col(string("author"))
+                .col(ColumnDef::new("actor_kind").string_len(16).not_null())
+                .col(ColumnDef::new("action").string_len(32).not_null())
+                .col(ColumnDef::new("rolled_back_from").integer().null())
+                .col(time("created_at"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("fk_intent_versions_app")
+                        .from("intent_versions", "app_id")
+                        .to("apps", "id"),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ux_intent_versions_app_version")
+                .table("intent_versions")
+                .col("app_id")
+                .col("version")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("snapshots")
+                .col(
+                    ColumnDef::new("version")
+                        .big_integer()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(text("snapshot"))
+                .col(text("reason"))
+                .col(time("created_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("gateways")
+                .col(
+                    ColumnDef::new("id")
+                        .string_len(128)
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(time("first_seen"))
+                .col(time("last_seen"))
+                .col(bigint_null("version_delivered"))
+                .col(bigint_null("version_served"))
+                .col(bigint_null("last_reported_version"))
+                .col(ColumnDef::new("state").string_len(16).not_null())
+                .col(text_null("error"))
+                .col(time_null("reported_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("users")
+                .col(id())
+                .col(ColumnDef::new("username").string_len(255).not_null().unique_key())
+                .col(ColumnDef::new("email").string_len(255).null())
+                .col(ColumnDef::new("display_name").string_len(255).null())
+                .col(text("password_hash"))
+                .col(ColumnDef::new("role").string_len(32).not_null())
+                .col(json("teams"))
+                .col(json("groups"))
+                .col(ColumnDef::new("disabled").boolean().not_null())
+                .col(time("created_at"))
+                .col(time("updated_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("api_tokens")
+                .col(id())
+                .col(string("name"))
+                .col(ColumnDef::new("prefix").string_len(32).not_null().unique_key())
+                .col(ColumnDef::new("secret_hash").string_len(64).not_null())
+                .col(json("scopes"))
+                .col(json("apps"))
+                .col(json("teams"))
+                .col(string("created_by"))
+                .col(ColumnDef::new("created_by_kind").string_len(16).not_null())
+                .col(time("created_at"))
+                .col(time_null("expires_at"))
+                .col(time_null("revoked_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("audit_log")
+                .col(id())
+                .col(time("at"))
+                .col(string("actor"))
+                .col(ColumnDef::new("actor_kind").string_len(16).not_null())
+                .col(ColumnDef::new("action").string_len(64).not_null())
+                .col(ColumnDef::new("target_kind").string_len(32).not_null())
+                .col(string("target"))
+                .col(ColumnDef::new("app").string_len(63).null())
+                .col(json_null("before"))
+                .col(json_null("after"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_audit_log_app")
+                .table("audit_log")
+                .col("app")
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("oauth_clients")
+                .col(
+                    ColumnDef::new("client_id")
+                        .string_len(255)
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(string("name"))
+                .col(ColumnDef::new("secret_hash").string_len(64).null())
+                .col(json("redirect_uris"))
+                .col(time("created_at"))
+                .col(time("updated_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("oidc_codes")
+                .col(
+                    ColumnDef::new("code_hash")
+                        .string_len(64)
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(string("client_id"))
+                .col(text("redirect_uri"))
+                .col(ColumnDef::new("user_id").big_integer().not_null())
+                .col(text("scope"))
+                .col(text_null("nonce"))
+                .col(ColumnDef::new("code_challenge").string_len(128).not_null())
+                .col(time("auth_time"))
+                .col(time("expires_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("op_sessions")
+                .col(
+                    ColumnDef::new("id_hash")
+                        .string_len(64)
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new("user_id").big_integer().not_null())
+                .col(time("auth_time"))
+                .col(time("expires_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("signing_keys")
+                .col(
+                    ColumnDef::new("kid")
+                        .string_len(64)
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new("algorithm").string_len(16).not_null())
+                .col(text("private_key_pem"))
+                .col(ColumnDef::new("active").boolean().not_null())
+                .col(time("created_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("certificates")
+                .col(id())
+                .col(ColumnDef::new("kind").string_len(16).not_null())
+                .col(string("domain"))
+                .col(ColumnDef::new("issuer").string_len(64).not_null())
+                .col(text("cert_pem"))
+                .col(text("key_pem"))
+                .col(time("not_before"))
+                .col(time("not_after"))
+                .col(time("created_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_certificates_domain")
+                .table("certificates")
+                .col("kind")
+                .col("domain")
+                .to_owned(),
+        )
+        .await?;
+        // The audit log is append-only in the database itself, not only in the code: a bug
+        // or a hand-written query cannot rewrite history.
+        let db = m.get_connection();
+        match m.get_database_backend() {
+            DbBackend::Sqlite => {
+                for (name, event) in [
+                    ("audit_log_no_update", "UPDATE"),
+                    ("audit_log_no_delete", "DELETE"),
+                ] {
+                    db.execute_unprepared(&format!(
+                        "CREATE TRIGGER {name} BEFORE {event} ON audit_log \
+                         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+                    ))
+                    .await?;
+                }
+            }
+            DbBackend::Postgres => {
+                db.execute_unprepared(
+                    "CREATE FUNCTION paved_audit_log_append_only() RETURNS trigger \
+                     LANGUAGE plpgsql AS $$ BEGIN \
+                     RAISE EXCEPTION 'the audit log is append-only'; END $$",
+                )
+                .await?;
+                db.execute_unprepared(
+                    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log \
+                     FOR EACH ROW EXECUTE FUNCTION paved_audit_log_append_only()",
+                )
+                .await?;
+                db.execute_unprepared(
+                    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log \
+                     FOR EACH STATEMENT EXECUTE FUNCTION paved_audit_log_append_only()",
+                )
+                .await?;
+            }
+            other => {
+                return Err(DbErr::Custom(format!(
+                    "unsupported database backend {other:?}: use SQLite or PostgreSQL"
+                )));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,202 @@
+//! A real upstream, a real gateway in this process, and a plain HTTP/1.1 client.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use paved_gateway::{Gateway, GatewayOptions, ShutdownHandle};
+use paved_model::snapshot::Snapshot;
+
+/// A free port on loopback (bound and released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// An upstream that echoes what it received as JSON: method, path, headers, body.
+pub struct EchoUpstream {
+    /// Its address.
+    pub addr: SocketAddr,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts an echo upstream on a runtime of its own thread, so it outlives test runtimes.
+pub fn start_echo_upstream() -> EchoUpstream {
+    let listener = StdListener::bind("127.0.0.1:0").expect("bind upstream");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let task = runtime.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let (parts, body) = req.into_parts();
+                    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let headers: HashMap<String, String> = parts
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                        .collect();
+                    let echo = serde_json::json!({
+                        "method": parts.method.as_str(),
+                        "path": parts.uri.to_string(),
+                        "headers": headers,
+                        "body": String::from_utf8_lossy(&body),
+                    });
+                    let response = hyper::Response::builder()
+                        .status(200)
+                        .header("content-type", "application/json")
+                        .header("server", "echo-upstream")
+                        .header("x-powered-by", "tests")
+                        .body(Full::new(Bytes::from(echo.to_string())))
+                        .expect("response");
+                    Ok::<_, std::convert::Infallible>(response)
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    // Keep the runtime alive for the whole test process.
+    std::mem::forget(runtime);
+    EchoUpstream { addr, _task: task }
+}
+
+/// A gateway running on its own thread until dropped.
+pub struct RunningGateway {
+    /// The gateway (for reloads).
+    pub gateway: Arc<Gateway>,
+    /// The proxy listener.
+    pub addr: SocketAddr,
+    /// The admin listener.
+    pub admin: SocketAddr,
+    shutdown: ShutdownHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RunningGateway {
+    fn drop(&mut self) {
+        self.shutdown.shutdown();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Renders `yaml` with `{listen}`, `{admin}` and `{upstream}` filled in, loads it and serves it.
+pub fn start_gateway(yaml: &str, upstream: SocketAddr) -> RunningGateway {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let text = render(yaml, addr, admin, upstream);
+    let snapshot = Snapshot::from_yaml_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let options = GatewayOptions {
+        threads: 1,
+        ..GatewayOptions::default()
+    };
+    let gateway = Arc::new(Gateway::new(snapshot, options).expect("gateway loads"));
+    let shutdown = ShutdownHandle::new();
+    let runner = gateway.clone();
+    let stopper = shutdown.clone();
+    let thread = std::thread::spawn(move || {
+        runner.run(stopper.watch()).expect("gateway runs");
+    });
+    wait_for_port(addr);
+    wait_for_port(admin);
+    RunningGateway {
+        gateway,
+        addr,
+        admin,
+        shutdown,
+        thread: Some(thread),
+    }
+}
+
+/// Fills the placeholders of a test configuration.
+pub fn render(yaml: &str, addr: SocketAddr, admin: SocketAddr, upstream: SocketAddr) -> String {
+    yaml.replace("{listen}", &addr.to_string())
+        .replace("{admin}", &admin.to_string())
+        .replace("{upstream}", &upstream.to_string())
+        .replace("{artifacts}", paved_builtin_plugins::ARTIFACT_DIR)
+}
+
+fn wait_for_port(addr: SocketAddr) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(50)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("nothing listens on {addr}");
+}
+
+/// A response as the client saw it.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers (lower-case names; the last value wins).
+    pub headers: HashMap<String, String>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// Sends one request over a new connection, with a 10 s bound.
+pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+        tokio::spawn(connection);
+        let mut request = hyper::Request::builder().method(method).uri(path);
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            request = request.header("host", "app.test");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = sender
+            .send_request(request.body(Full::new(Bytes::copy_from_slice(body))).expect("request"))
+            .await
+            .expect("response");
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = response.into_body().collect().await.expect("body").to_bytes().to_vec();
+        Reply { status, headers, body }
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange).await.expect("reply within 10 s")
+}
+
+/// GET `path`.
+pub async fn get(addr: SocketAddr, path: &str) -> Reply {
+    send(addr, "GET", path, &[], b"").await
+}
