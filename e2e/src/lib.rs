@@ -1,1 +1,6 @@
-//! Helpers shared by the end-to-end tests and benchmarks.
+//! The end-to-end harness: real upstreams, gateways run in-process, a plain HTTP client,
+//! and the benchmark drivers. Used by the gateway's integration tests, `e2e/tests/` and the
+//! benchmark binaries in `src/bin/`.
+
+pub mod harness;
+pub mod loadgen;

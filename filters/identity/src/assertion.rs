@@ -45,15 +45,19 @@ pub fn parse_signing_key(text: &str) -> Result<SigningKey, AssertionKeyError> {
         return Err(AssertionKeyError::KeyType);
     }
     if let Some(raw) = text.strip_prefix("es256:") {
-        let bytes = zeroize::Zeroizing::new(b64::decode_lenient(raw).ok_or(AssertionKeyError::Encoding)?);
+        let bytes =
+            zeroize::Zeroizing::new(b64::decode_lenient(raw).ok_or(AssertionKeyError::Encoding)?);
         return p256::ecdsa::SigningKey::from_slice(&bytes)
             .map(SigningKey::P256)
             .map_err(|_| AssertionKeyError::KeyType);
     }
     let raw = text.strip_prefix("eddsa:").unwrap_or(text);
-    let bytes = zeroize::Zeroizing::new(b64::decode_lenient(raw).ok_or(AssertionKeyError::Encoding)?);
+    let bytes =
+        zeroize::Zeroizing::new(b64::decode_lenient(raw).ok_or(AssertionKeyError::Encoding)?);
     if let Ok(seed) = <[u8; 32]>::try_from(bytes.as_slice()) {
-        return Ok(SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed)));
+        return Ok(SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(
+            &seed,
+        )));
     }
     if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_der(&bytes) {
         return Ok(SigningKey::P256(k));
@@ -182,7 +186,8 @@ impl AssertionCache {
             return token.clone();
         }
         if self.entries.len() >= CACHE_ENTRIES {
-            self.entries.retain(|_, (_, exp)| exp.saturating_sub(now) * 2 >= signer.ttl_secs);
+            self.entries
+                .retain(|_, (_, exp)| exp.saturating_sub(now) * 2 >= signer.ttl_secs);
             if self.entries.len() >= CACHE_ENTRIES {
                 self.entries.clear();
             }
@@ -297,12 +302,18 @@ mod tests {
         assert!(matches!(parse_signing_key(&sec1), Ok(SigningKey::P256(_))));
         let ed = ed25519_dalek::SigningKey::generate(&mut OsRng);
         let ed_pem = ed.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).expect("pem");
-        assert!(matches!(parse_signing_key(&ed_pem), Ok(SigningKey::Ed25519(_))));
+        assert!(matches!(
+            parse_signing_key(&ed_pem),
+            Ok(SigningKey::Ed25519(_))
+        ));
         assert!(matches!(
             parse_signing_key(&b64::encode(ed.to_bytes())),
             Ok(SigningKey::Ed25519(_))
         ));
-        assert_eq!(parse_signing_key("!!!").err(), Some(AssertionKeyError::Encoding));
+        assert_eq!(
+            parse_signing_key("!!!").err(),
+            Some(AssertionKeyError::Encoding)
+        );
         assert_eq!(
             parse_signing_key(&b64::encode([1u8; 10])).err(),
             Some(AssertionKeyError::KeyType)
@@ -335,7 +346,10 @@ mod tests {
         assert_ne!(a, c);
         let mut other = identity();
         other.groups.push("admin".into());
-        assert_ne!(cache.get_or_sign(&signer, &other, "app", NOW + 31, &mut OsRng), c);
+        assert_ne!(
+            cache.get_or_sign(&signer, &other, "app", NOW + 31, &mut OsRng),
+            c
+        );
     }
 
     #[test]

@@ -82,7 +82,11 @@ impl Claims {
                 // NumericDate may carry a fraction (RFC 7519 §2); whole seconds are enough.
                 Some(Value::Number(n)) => n
                     .as_i64()
-                    .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+                    .or_else(|| {
+                        n.as_f64()
+                            .filter(|f| f.is_finite())
+                            .map(|f| f.floor() as i64)
+                    })
                     .map(Some)
                     .ok_or(ClaimsError::Malformed(name)),
                 Some(_) => Err(ClaimsError::Malformed(name)),
@@ -210,19 +214,32 @@ mod tests {
         let auds = vec!["app".to_string()];
         let mut v = good();
         v["aud"] = json!(["other", "apps"]);
-        assert_eq!(claims(v).validate(&expect(&auds)), Err(ClaimsError::WrongAudience));
+        assert_eq!(
+            claims(v).validate(&expect(&auds)),
+            Err(ClaimsError::WrongAudience)
+        );
         let mut v = good();
         v.as_object_mut().map(|o| o.remove("aud"));
-        assert_eq!(claims(v).validate(&expect(&auds)), Err(ClaimsError::Missing("aud")));
+        assert_eq!(
+            claims(v).validate(&expect(&auds)),
+            Err(ClaimsError::Missing("aud"))
+        );
     }
 
     #[test]
     fn wrong_issuer_is_refused() {
         let auds = vec!["app".to_string()];
-        for iss in ["https://idp.example/", "https://evil.example", "HTTPS://IDP.EXAMPLE"] {
+        for iss in [
+            "https://idp.example/",
+            "https://evil.example",
+            "HTTPS://IDP.EXAMPLE",
+        ] {
             let mut v = good();
             v["iss"] = json!(iss);
-            assert_eq!(claims(v).validate(&expect(&auds)), Err(ClaimsError::WrongIssuer));
+            assert_eq!(
+                claims(v).validate(&expect(&auds)),
+                Err(ClaimsError::WrongIssuer)
+            );
         }
     }
 
@@ -231,33 +248,52 @@ mod tests {
         let auds = vec!["app".to_string()];
         let mut v = good();
         v["exp"] = json!(NOW - 30);
-        assert_eq!(claims(v.clone()).validate(&expect(&auds)), Ok(()), "within skew");
+        assert_eq!(
+            claims(v.clone()).validate(&expect(&auds)),
+            Ok(()),
+            "within skew"
+        );
         v["exp"] = json!(NOW - 60);
-        assert_eq!(claims(v).validate(&expect(&auds)), Err(ClaimsError::Expired));
+        assert_eq!(
+            claims(v).validate(&expect(&auds)),
+            Err(ClaimsError::Expired)
+        );
     }
 
     #[test]
     fn tokens_without_exp_are_refused() {
         let mut v = good();
         v.as_object_mut().map(|o| o.remove("exp"));
-        assert_eq!(claims(v).validate_times(NOW, 60), Err(ClaimsError::Missing("exp")));
+        assert_eq!(
+            claims(v).validate_times(NOW, 60),
+            Err(ClaimsError::Missing("exp"))
+        );
     }
 
     #[test]
     fn not_yet_valid_tokens_are_refused() {
         let mut v = good();
         v["nbf"] = json!(NOW + 61);
-        assert_eq!(claims(v).validate_times(NOW, 60), Err(ClaimsError::NotYetValid));
+        assert_eq!(
+            claims(v).validate_times(NOW, 60),
+            Err(ClaimsError::NotYetValid)
+        );
         let mut v = good();
         v["iat"] = json!(NOW + 3600);
-        assert_eq!(claims(v).validate_times(NOW, 60), Err(ClaimsError::IssuedInFuture));
+        assert_eq!(
+            claims(v).validate_times(NOW, 60),
+            Err(ClaimsError::IssuedInFuture)
+        );
     }
 
     #[test]
     fn skew_is_capped() {
         let mut v = good();
         v["exp"] = json!(NOW - 3600);
-        assert_eq!(claims(v).validate_times(NOW, 86_400), Err(ClaimsError::Expired));
+        assert_eq!(
+            claims(v).validate_times(NOW, 86_400),
+            Err(ClaimsError::Expired)
+        );
     }
 
     #[test]

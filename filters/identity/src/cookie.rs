@@ -34,8 +34,20 @@ pub fn valid_name(name: &str) -> bool {
             b.is_ascii_alphanumeric()
                 || matches!(
                     b,
-                    b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'
-                        | b'_' | b'`' | b'|' | b'~'
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
                 )
         })
 }
@@ -65,7 +77,10 @@ mod tests {
         assert_eq!(get(h, "paved_session"), Some("v1.abc"));
         assert_eq!(get(h, "paved_session_login_x"), Some("q"));
         assert_eq!(get(h, "paved"), None);
-        assert_eq!(get("paved_session=first; paved_session=second", "paved_session"), Some("first"));
+        assert_eq!(
+            get("paved_session=first; paved_session=second", "paved_session"),
+            Some("first")
+        );
     }
 
     #[test]

@@ -99,7 +99,10 @@ impl ProviderMetadata {
             check("end_session_endpoint", u)?;
         }
         if !meta.code_challenge_methods_supported.is_empty()
-            && !meta.code_challenge_methods_supported.iter().any(|m| m == "S256")
+            && !meta
+                .code_challenge_methods_supported
+                .iter()
+                .any(|m| m == "S256")
         {
             return Err(DiscoveryError::NoPkceS256);
         }
@@ -138,7 +141,10 @@ mod tests {
         let meta = ProviderMetadata::parse(doc().to_string().as_bytes(), "https://idp.example")
             .expect("metadata");
         assert_eq!(meta.token_endpoint, "https://idp.example/token");
-        assert_eq!(meta.userinfo_endpoint.as_deref(), Some("https://idp.example/me"));
+        assert_eq!(
+            meta.userinfo_endpoint.as_deref(),
+            Some("https://idp.example/me")
+        );
         assert!(!meta.prefers_client_secret_post());
     }
 
@@ -153,7 +159,13 @@ mod tests {
         let mut d = doc();
         d["token_endpoint"] = json!("javascript:alert(1)");
         let err = ProviderMetadata::parse(d.to_string().as_bytes(), "https://idp.example");
-        assert!(matches!(err, Err(DiscoveryError::BadEndpoint { name: "token_endpoint", .. })));
+        assert!(matches!(
+            err,
+            Err(DiscoveryError::BadEndpoint {
+                name: "token_endpoint",
+                ..
+            })
+        ));
     }
 
     #[test]

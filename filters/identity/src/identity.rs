@@ -53,8 +53,19 @@ pub const MAX_CLAIM_BYTES: usize = 512;
 
 /// Claims that only matter to the token itself, never exposed as identity.
 const PLUMBING: [&str; 13] = [
-    "aud", "exp", "iat", "nbf", "jti", "nonce", "at_hash", "c_hash", "s_hash", "sid",
-    "_claim_names", "_claim_sources", "updated_at",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "s_hash",
+    "sid",
+    "_claim_names",
+    "_claim_sources",
+    "updated_at",
 ];
 
 /// Whether a person or a machine.
@@ -167,7 +178,10 @@ impl Identity {
             (props::KIND, self.kind.as_str().to_string()),
             (props::SOURCE, self.source.as_str().to_string()),
             (props::ISSUER, self.issuer.clone()),
-            (props::CLAIMS, Value::Object(self.claims.clone()).to_string()),
+            (
+                props::CLAIMS,
+                Value::Object(self.claims.clone()).to_string(),
+            ),
         ];
         if let Some(email) = &self.email {
             out.push((props::EMAIL, email.clone()));
@@ -188,7 +202,9 @@ impl Identity {
         Some(Identity {
             subject,
             email: get(props::EMAIL).filter(|s| !s.is_empty()),
-            groups: get(props::GROUPS).map(|g| split_list(&g)).unwrap_or_default(),
+            groups: get(props::GROUPS)
+                .map(|g| split_list(&g))
+                .unwrap_or_default(),
             client_id: get(props::CLIENT_ID).filter(|s| !s.is_empty()),
             kind: match get(props::KIND).as_deref() {
                 Some("service") => Kind::Service,
@@ -363,9 +379,15 @@ mod tests {
         let id = Identity::from_bearer(&no_sub, "groups", 2048).expect("identity");
         assert_eq!((id.subject.as_str(), id.kind), ("billing", Kind::Service));
         let same = claims(json!({"iss": "i", "sub": "billing", "azp": "billing"}));
-        assert_eq!(Identity::from_bearer(&same, "groups", 2048).map(|i| i.kind), Ok(Kind::Service));
+        assert_eq!(
+            Identity::from_bearer(&same, "groups", 2048).map(|i| i.kind),
+            Ok(Kind::Service)
+        );
         let none = claims(json!({"iss": "i"}));
-        assert_eq!(Identity::from_bearer(&none, "groups", 2048), Err(IdentityError::NoSubject));
+        assert_eq!(
+            Identity::from_bearer(&none, "groups", 2048),
+            Err(IdentityError::NoSubject)
+        );
     }
 
     #[test]
@@ -386,7 +408,10 @@ mod tests {
 
     #[test]
     fn header_values_cannot_break_headers() {
-        assert_eq!(header_safe("evil\r\nx-paved-user: admin"), "evil%0D%0Ax-paved-user: admin");
+        assert_eq!(
+            header_safe("evil\r\nx-paved-user: admin"),
+            "evil%0D%0Ax-paved-user: admin"
+        );
         assert_eq!(header_safe("Zoë"), "Zo%C3%AB");
         assert_eq!(decode_item("Zo%C3%AB"), "Zoë");
     }

@@ -57,8 +57,8 @@ pub struct Jwk {
 impl Jwk {
     /// Parses one JWK object into a verification key.
     pub fn from_json(value: &serde_json::Value) -> Result<Jwk, JwkError> {
-        let raw: RawJwk =
-            serde_json::from_value(value.clone()).map_err(|e| JwkError::Malformed(e.to_string()))?;
+        let raw: RawJwk = serde_json::from_value(value.clone())
+            .map_err(|e| JwkError::Malformed(e.to_string()))?;
         raw.into_jwk()
     }
 }
@@ -271,7 +271,9 @@ impl RawJwk {
         }
         let key = match (self.kty.as_str(), self.crv.as_deref()) {
             ("RSA", _) => PublicKey::Rsa(rsa_key(self.n.as_deref(), self.e.as_deref())?),
-            ("EC", Some("P-256")) => PublicKey::P256(p256_key(self.x.as_deref(), self.y.as_deref())?),
+            ("EC", Some("P-256")) => {
+                PublicKey::P256(p256_key(self.x.as_deref(), self.y.as_deref())?)
+            }
             ("OKP", Some("Ed25519")) => PublicKey::Ed25519(ed25519_key(self.x.as_deref())?),
             (kty, crv) => {
                 let what = match crv {
@@ -288,10 +290,7 @@ impl RawJwk {
                 _ => return Err(JwkError::BadAlgorithm(alg.chars().take(16).collect())),
             }
         }
-        Ok(Jwk {
-            kid: self.kid,
-            key,
-        })
+        Ok(Jwk { kid: self.kid, key })
     }
 }
 
@@ -371,8 +370,8 @@ fn thumbprint_members(key: &PublicKey) -> serde_json::Map<String, serde_json::Va
         }
         PublicKey::P256(k) => {
             let point = k.to_encoded_point(false);
-            let x = point.x().map(|x| b64::encode(x)).unwrap_or_default();
-            let y = point.y().map(|y| b64::encode(y)).unwrap_or_default();
+            let x = point.x().map(b64::encode).unwrap_or_default();
+            let y = point.y().map(b64::encode).unwrap_or_default();
             obj.insert("crv".into(), "P-256".into());
             obj.insert("kty".into(), "EC".into());
             obj.insert("x".into(), x.into());
@@ -443,10 +442,7 @@ mod tests {
     #[test]
     fn weak_rsa_keys_are_refused() {
         let jwk = crate::testkeys::rsa_1024_public_jwk("weak");
-        assert!(matches!(
-            Jwk::from_json(&jwk),
-            Err(JwkError::InvalidKey(_))
-        ));
+        assert!(matches!(Jwk::from_json(&jwk), Err(JwkError::InvalidKey(_))));
     }
 
     #[test]
@@ -460,9 +456,15 @@ mod tests {
     fn a_key_declaring_another_algorithm_is_refused() {
         let (_, mut jwk) = p256_jwk("k");
         jwk["alg"] = json!("HS256");
-        assert!(matches!(Jwk::from_json(&jwk), Err(JwkError::BadAlgorithm(_))));
+        assert!(matches!(
+            Jwk::from_json(&jwk),
+            Err(JwkError::BadAlgorithm(_))
+        ));
         jwk["alg"] = json!("RS256");
-        assert!(matches!(Jwk::from_json(&jwk), Err(JwkError::BadAlgorithm(_))));
+        assert!(matches!(
+            Jwk::from_json(&jwk),
+            Err(JwkError::BadAlgorithm(_))
+        ));
     }
 
     #[test]
@@ -471,7 +473,10 @@ mod tests {
         let set = KeySet::parse(json!({"keys": [a]}).to_string().as_bytes())
             .expect("jwks")
             .keys;
-        assert_eq!(set.candidates(Some("a"), Algorithm::Es256).map(|v| v.len()), Ok(1));
+        assert_eq!(
+            set.candidates(Some("a"), Algorithm::Es256).map(|v| v.len()),
+            Ok(1)
+        );
         let unknown = set.candidates(Some("rotated"), Algorithm::Es256);
         assert_eq!(unknown, Err(KeyError::UnknownKid));
         assert!(KeyError::UnknownKid.refresh_may_help());
@@ -495,7 +500,10 @@ mod tests {
         let set = KeySet::parse(json!({"keys": [a, b]}).to_string().as_bytes())
             .expect("jwks")
             .keys;
-        assert_eq!(set.candidates(None, Algorithm::Es256).map(|v| v.len()), Ok(2));
+        assert_eq!(
+            set.candidates(None, Algorithm::Es256).map(|v| v.len()),
+            Ok(2)
+        );
         assert_eq!(
             set.candidates(None, Algorithm::EdDsa),
             Err(KeyError::NoKeyForAlgorithm(Algorithm::EdDsa))
@@ -513,6 +521,9 @@ mod tests {
             "kid": "2011-04-29"
         });
         let key = Jwk::from_json(&jwk).expect("rfc key").key;
-        assert_eq!(thumbprint(&key), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint(&key),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 }

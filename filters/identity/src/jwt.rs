@@ -112,7 +112,8 @@ pub fn decode(token: &str) -> Result<Unverified<'_>, TokenError> {
         return Err(TokenError::TooLarge);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed("not three parts"));
     };
@@ -274,7 +275,9 @@ mod tests {
             sign(&SigningKey::Ed25519(ed), "d", &claims()),
         ];
         for token in tokens {
-            let c = decode(&token).and_then(|t| t.verify(&keys)).expect("verifies");
+            let c = decode(&token)
+                .and_then(|t| t.verify(&keys))
+                .expect("verifies");
             assert_eq!(c.sub.as_deref(), Some("alice"));
         }
     }
@@ -300,7 +303,10 @@ mod tests {
         let public_pem = testkeys::rsa_a_public_pem();
         let token = testkeys::sign_hs256(&header, &claims(), public_pem.as_bytes());
         let err = decode(&token).and_then(|t| t.verify(&keys)).err();
-        assert!(matches!(err, Some(TokenError::Algorithm(AlgorithmError::Symmetric(_)))));
+        assert!(matches!(
+            err,
+            Some(TokenError::Algorithm(AlgorithmError::Symmetric(_)))
+        ));
         assert_eq!(err.map(|e| e.reason()), Some("algorithm_refused"));
     }
 
@@ -310,7 +316,10 @@ mod tests {
         let ec = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
         let token = sign(&SigningKey::P256(ec), "r", &claims());
         let err = decode(&token).and_then(|t| t.verify(&keys)).err();
-        assert!(matches!(err, Some(TokenError::Key(KeyError::AlgorithmMismatch { .. }))));
+        assert!(matches!(
+            err,
+            Some(TokenError::Key(KeyError::AlgorithmMismatch { .. }))
+        ));
         assert!(!err.is_some_and(|e| e.refresh_may_help()));
     }
 
@@ -357,7 +366,12 @@ mod tests {
         let header = json!({"alg": "ES256", "jwk": own});
         let token = testkeys::sign_with_header(&SigningKey::P256(ec), &header, &claims());
         let err = decode(&token).and_then(|t| t.verify(&keys)).err();
-        assert_eq!(err, Some(TokenError::Key(KeyError::NoKeyForAlgorithm(Algorithm::Es256))));
+        assert_eq!(
+            err,
+            Some(TokenError::Key(KeyError::NoKeyForAlgorithm(
+                Algorithm::Es256
+            )))
+        );
     }
 
     #[test]
@@ -385,13 +399,19 @@ mod tests {
             &json!({"alg": "ES256", "crit": ["exp"], "exp": 1}),
             &claims(),
         );
-        assert_eq!(decode(&crit).err(), Some(TokenError::UnsupportedHeader("crit")));
+        assert_eq!(
+            decode(&crit).err(),
+            Some(TokenError::UnsupportedHeader("crit"))
+        );
         let logout = testkeys::sign_with_header(
             &key,
             &json!({"alg": "ES256", "typ": "logout+jwt"}),
             &claims(),
         );
-        assert_eq!(decode(&logout).err(), Some(TokenError::UnsupportedHeader("typ")));
+        assert_eq!(
+            decode(&logout).err(),
+            Some(TokenError::UnsupportedHeader("typ"))
+        );
         let at = testkeys::sign_with_header(
             &key,
             &json!({"alg": "ES256", "typ": "application/at+jwt"}),
@@ -403,7 +423,10 @@ mod tests {
     #[test]
     fn es256_signatures_in_der_form_are_refused() {
         let ec = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
-        let keys = set_of(vec![public_jwk_json(&PublicKey::P256(*ec.verifying_key()), "e")]);
+        let keys = set_of(vec![public_jwk_json(
+            &PublicKey::P256(*ec.verifying_key()),
+            "e",
+        )]);
         let token = sign(&SigningKey::P256(ec.clone()), "e", &claims());
         let (input, _) = token.rsplit_once('.').expect("three parts");
         use signature::Signer as _;

@@ -127,7 +127,9 @@ fn decode_unreserved(path: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && let Some(v) = path.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(v) = path
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
             && (v.is_ascii_alphanumeric() || matches!(v, b'-' | b'_' | b'~'))
         {
             out.push(v as char);
@@ -185,7 +187,11 @@ impl Admits {
         for p in &self.populations {
             let groups_ok = p.groups.is_empty() || p.groups.iter().any(|g| id.groups.contains(g));
             group_matched |= groups_ok;
-            if groups_ok && p.claims.iter().all(|(name, accepted)| claim_matches(id, name, accepted)) {
+            if groups_ok
+                && p.claims
+                    .iter()
+                    .all(|(name, accepted)| claim_matches(id, name, accepted))
+            {
                 return Verdict::Allow(format!("population:{}", p.name));
             }
         }
@@ -196,7 +202,10 @@ impl Admits {
         } else {
             "claim_required"
         };
-        Verdict::Deny { status: 403, reason }
+        Verdict::Deny {
+            status: 403,
+            reason,
+        }
     }
 }
 
@@ -204,10 +213,8 @@ impl Admits {
 fn claim_matches(id: &Identity, name: &str, accepted: &[String]) -> bool {
     if name == EMAIL_DOMAIN {
         // An unverified address proves nothing about its domain.
-        let verified = matches!(
-            id.claims.get("email_verified"),
-            Some(Value::Bool(true))
-        ) || id.claims.get("email_verified").and_then(Value::as_str) == Some("true");
+        let verified = matches!(id.claims.get("email_verified"), Some(Value::Bool(true)))
+            || id.claims.get("email_verified").and_then(Value::as_str) == Some("true");
         let domain = id
             .email
             .as_deref()
@@ -239,7 +246,11 @@ fn scalar(v: &Value) -> Option<String> {
 
 /// The body of a denial: the reason code and the request id, never the policy.
 pub fn denial_body(status: u16, reason: &str, request_id: &str) -> String {
-    let error = if status == 401 { "unauthorized" } else { "forbidden" };
+    let error = if status == 401 {
+        "unauthorized"
+    } else {
+        "forbidden"
+    };
     serde_json::json!({"error": error, "reason": reason, "request_id": request_id}).to_string()
 }
 
@@ -311,7 +322,10 @@ mod tests {
         let p = Policy::new(&payroll());
         assert_eq!(
             p.decide("GET", "/", Some(&user(&["guests"], json!({})))),
-            Verdict::Deny { status: 403, reason: "group_required" }
+            Verdict::Deny {
+                status: 403,
+                reason: "group_required"
+            }
         );
     }
 
@@ -323,7 +337,10 @@ mod tests {
         });
         assert_eq!(
             p.decide("GET", "/", Some(&user(&["hr"], json!({"acr": "pwd"})))),
-            Verdict::Deny { status: 403, reason: "claim_required" }
+            Verdict::Deny {
+                status: 403,
+                reason: "claim_required"
+            }
         );
         assert!(matches!(
             p.decide("GET", "/", Some(&user(&["hr"], json!({"acr": "mfa"})))),
@@ -334,13 +351,20 @@ mod tests {
     #[test]
     fn boolean_and_array_claims_match_by_value() {
         let p = Policy::new(&AuthzConfig {
-            populations: vec![pop("v", &[], &[("email_verified", &["true"]), ("amr", &["otp"])])],
+            populations: vec![pop(
+                "v",
+                &[],
+                &[("email_verified", &["true"]), ("amr", &["otp"])],
+            )],
             ..AuthzConfig::default()
         });
         let ok = user(&[], json!({"email_verified": true, "amr": ["pwd", "otp"]}));
         assert!(matches!(p.decide("GET", "/", Some(&ok)), Verdict::Allow(_)));
         let no = user(&[], json!({"email_verified": false, "amr": ["pwd", "otp"]}));
-        assert!(matches!(p.decide("GET", "/", Some(&no)), Verdict::Deny { .. }));
+        assert!(matches!(
+            p.decide("GET", "/", Some(&no)),
+            Verdict::Deny { .. }
+        ));
     }
 
     #[test]
@@ -350,38 +374,62 @@ mod tests {
             ..AuthzConfig::default()
         });
         let verified = user(&[], json!({"email_verified": true}));
-        assert!(matches!(p.decide("GET", "/", Some(&verified)), Verdict::Allow(_)));
+        assert!(matches!(
+            p.decide("GET", "/", Some(&verified)),
+            Verdict::Allow(_)
+        ));
         let unverified = user(&[], json!({}));
         assert_eq!(
             p.decide("GET", "/", Some(&unverified)),
-            Verdict::Deny { status: 403, reason: "claim_required" }
+            Verdict::Deny {
+                status: 403,
+                reason: "claim_required"
+            }
         );
     }
 
     #[test]
     fn service_clients_are_admitted_only_by_client_id() {
         let p = Policy::new(&payroll());
-        assert_eq!(p.decide("POST", "/api", Some(&service("billing"))), Verdict::Allow("client".into()));
+        assert_eq!(
+            p.decide("POST", "/api", Some(&service("billing"))),
+            Verdict::Allow("client".into())
+        );
         assert_eq!(
             p.decide("POST", "/api", Some(&service("intruder"))),
-            Verdict::Deny { status: 403, reason: "client_not_allowed" }
+            Verdict::Deny {
+                status: 403,
+                reason: "client_not_allowed"
+            }
         );
-        let any = Policy::new(&AuthzConfig { any_user: true, ..AuthzConfig::default() });
+        let any = Policy::new(&AuthzConfig {
+            any_user: true,
+            ..AuthzConfig::default()
+        });
         assert_eq!(
             any.decide("GET", "/", Some(&service("intruder"))),
-            Verdict::Deny { status: 403, reason: "client_not_allowed" },
+            Verdict::Deny {
+                status: 403,
+                reason: "client_not_allowed"
+            },
             "any_user means people"
         );
     }
 
     #[test]
     fn a_session_user_cannot_claim_a_client_id() {
-        let p = Policy::new(&AuthzConfig { clients: vec!["billing".into()], ..AuthzConfig::default() });
+        let p = Policy::new(&AuthzConfig {
+            clients: vec!["billing".into()],
+            ..AuthzConfig::default()
+        });
         let mut u = user(&[], json!({}));
         u.client_id = Some("billing".into());
         assert_eq!(
             p.decide("GET", "/", Some(&u)),
-            Verdict::Deny { status: 403, reason: "not_allowed" }
+            Verdict::Deny {
+                status: 403,
+                reason: "not_allowed"
+            }
         );
     }
 
@@ -390,10 +438,19 @@ mod tests {
         let p = Policy::new(&payroll());
         assert_eq!(
             p.decide("GET", "/", None),
-            Verdict::Deny { status: 401, reason: "authentication_required" }
+            Verdict::Deny {
+                status: 401,
+                reason: "authentication_required"
+            }
         );
-        let public = Policy::new(&AuthzConfig { anonymous: true, ..AuthzConfig::default() });
-        assert_eq!(public.decide("GET", "/", None), Verdict::Allow("anonymous".into()));
+        let public = Policy::new(&AuthzConfig {
+            anonymous: true,
+            ..AuthzConfig::default()
+        });
+        assert_eq!(
+            public.decide("GET", "/", None),
+            Verdict::Allow("anonymous".into())
+        );
     }
 
     #[test]
@@ -401,13 +458,19 @@ mod tests {
         let p = Policy::new(&AuthzConfig::default());
         assert_eq!(
             p.decide("GET", "/", Some(&user(&["admin"], json!({})))),
-            Verdict::Deny { status: 403, reason: "not_allowed" }
+            Verdict::Deny {
+                status: 403,
+                reason: "not_allowed"
+            }
         );
     }
 
     #[test]
     fn the_most_specific_rule_by_path_and_method_wins() {
-        let mut c = AuthzConfig { any_user: true, ..AuthzConfig::default() };
+        let mut c = AuthzConfig {
+            any_user: true,
+            ..AuthzConfig::default()
+        };
         c.rules = vec![
             AuthzRule {
                 path_prefixes: vec!["/admin".into()],
@@ -423,15 +486,27 @@ mod tests {
         ];
         let p = Policy::new(&c);
         let staff = user(&["staff"], json!({}));
-        assert_eq!(p.decide("GET", "/reports", Some(&staff)), Verdict::Allow("user".into()));
+        assert_eq!(
+            p.decide("GET", "/reports", Some(&staff)),
+            Verdict::Allow("user".into())
+        );
         assert_eq!(
             p.decide("GET", "/admin/users", Some(&staff)),
-            Verdict::Deny { status: 403, reason: "group_required" }
+            Verdict::Deny {
+                status: 403,
+                reason: "group_required"
+            }
         );
-        assert_eq!(p.decide("GET", "/admin/health", None), Verdict::Allow("anonymous".into()));
+        assert_eq!(
+            p.decide("GET", "/admin/health", None),
+            Verdict::Allow("anonymous".into())
+        );
         assert_eq!(
             p.decide("POST", "/admin/health", Some(&staff)),
-            Verdict::Deny { status: 403, reason: "group_required" },
+            Verdict::Deny {
+                status: 403,
+                reason: "group_required"
+            },
             "method not covered: the next rule applies"
         );
         assert_eq!(
@@ -443,7 +518,10 @@ mod tests {
 
     #[test]
     fn path_tricks_do_not_escape_a_rule() {
-        let mut c = AuthzConfig { any_user: true, ..AuthzConfig::default() };
+        let mut c = AuthzConfig {
+            any_user: true,
+            ..AuthzConfig::default()
+        };
         c.rules = vec![AuthzRule {
             path_prefixes: vec!["/admin".into()],
             populations: vec![pop("admins", &["admin"], &[])],
@@ -451,17 +529,30 @@ mod tests {
         }];
         let p = Policy::new(&c);
         let staff = user(&["staff"], json!({}));
-        for path in ["/public/../admin", "//admin", "/./admin/x", "/admin?x=1", "/%61dmin", "/adm%69n/x"] {
+        for path in [
+            "/public/../admin",
+            "//admin",
+            "/./admin/x",
+            "/admin?x=1",
+            "/%61dmin",
+            "/adm%69n/x",
+        ] {
             assert_eq!(
                 p.decide("GET", path, Some(&staff)),
-                Verdict::Deny { status: 403, reason: "group_required" },
+                Verdict::Deny {
+                    status: 403,
+                    reason: "group_required"
+                },
                 "{path}"
             );
         }
         for path in ["/%61dmin/../admin%2fx", "/admin%2F..%2F", "/a\\admin"] {
             assert_eq!(
                 p.decide("GET", path, Some(&staff)),
-                Verdict::Deny { status: 403, reason: "ambiguous_path" },
+                Verdict::Deny {
+                    status: 403,
+                    reason: "ambiguous_path"
+                },
                 "{path}"
             );
         }
@@ -470,6 +561,9 @@ mod tests {
     #[test]
     fn denial_bodies_name_only_the_reason() {
         let body = denial_body(403, "group_required", "req-1");
-        assert_eq!(body, r#"{"error":"forbidden","reason":"group_required","request_id":"req-1"}"#);
+        assert_eq!(
+            body,
+            r#"{"error":"forbidden","reason":"group_required","request_id":"req-1"}"#
+        );
     }
 }

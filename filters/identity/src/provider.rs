@@ -226,7 +226,13 @@ impl ProviderCache {
         result
     }
 
-    fn accept(&mut self, what: Fetch, status: u16, body: &[u8], now: u64) -> Result<Loaded, FetchError> {
+    fn accept(
+        &mut self,
+        what: Fetch,
+        status: u16,
+        body: &[u8],
+        now: u64,
+    ) -> Result<Loaded, FetchError> {
         match status {
             0 => return Err(FetchError::NoResponse),
             200 => {}
@@ -266,7 +272,12 @@ impl ProviderCache {
             && self
                 .last_key_refresh
                 .is_none_or(|t| now >= t + self.schedule.min_key_refresh_secs)
-            && now >= self.fetched_at + self.schedule.min_key_refresh_secs.min(self.schedule.refresh_secs)
+            && now
+                >= self.fetched_at
+                    + self
+                        .schedule
+                        .min_key_refresh_secs
+                        .min(self.schedule.refresh_secs)
     }
 
     /// Asks for a JWKS refresh (an unknown `kid` appeared); `false` when rate-limited.
@@ -308,7 +319,8 @@ impl ProviderCache {
         if snapshot.fetched_at <= self.fetched_at && self.current.is_some() {
             return false;
         }
-        let Ok(metadata) = ProviderMetadata::parse(snapshot.discovery.as_bytes(), &self.issuer) else {
+        let Ok(metadata) = ProviderMetadata::parse(snapshot.discovery.as_bytes(), &self.issuer)
+        else {
             return false;
         };
         let Ok(parsed) = KeySet::parse(snapshot.jwks.as_bytes()) else {
@@ -349,7 +361,9 @@ mod tests {
     }
 
     fn jwks(kid: &str) -> Vec<u8> {
-        json!({"keys": [crate::testkeys::rsa_a_public_jwk(kid)]}).to_string().into_bytes()
+        json!({"keys": [crate::testkeys::rsa_a_public_jwk(kid)]})
+            .to_string()
+            .into_bytes()
     }
 
     fn loaded(now: u64) -> ProviderCache {
@@ -357,10 +371,19 @@ mod tests {
         let d = c.next_fetch(now).expect("ok").expect("discovery");
         assert_eq!(d.what, Fetch::Discovery);
         assert_eq!(d.path, "/.well-known/openid-configuration");
-        assert_eq!(c.on_response(Fetch::Discovery, 200, &discovery(), now), Ok(Loaded::Discovery));
+        assert_eq!(
+            c.on_response(Fetch::Discovery, 200, &discovery(), now),
+            Ok(Loaded::Discovery)
+        );
         let j = c.next_fetch(now).expect("ok").expect("jwks");
-        assert_eq!((j.what, j.authority.as_str(), j.path.as_str()), (Fetch::Jwks, "keys.idp.example", "/jwks.json"));
-        assert!(matches!(c.on_response(Fetch::Jwks, 200, &jwks("k1"), now), Ok(Loaded::Keys(_))));
+        assert_eq!(
+            (j.what, j.authority.as_str(), j.path.as_str()),
+            (Fetch::Jwks, "keys.idp.example", "/jwks.json")
+        );
+        assert!(matches!(
+            c.on_response(Fetch::Jwks, 200, &jwks("k1"), now),
+            Ok(Loaded::Keys(_))
+        ));
         c
     }
 
@@ -386,12 +409,21 @@ mod tests {
     fn failures_back_off_and_keep_the_old_keys() {
         let mut c = loaded(1000);
         let t = 1000 + SCHEDULE.refresh_secs;
-        assert_eq!(c.next_fetch(t).expect("ok").map(|f| f.what), Some(Fetch::Discovery));
-        assert_eq!(c.on_response(Fetch::Discovery, 503, b"", t), Err(FetchError::Status(503)));
+        assert_eq!(
+            c.next_fetch(t).expect("ok").map(|f| f.what),
+            Some(Fetch::Discovery)
+        );
+        assert_eq!(
+            c.on_response(Fetch::Discovery, 503, b"", t),
+            Err(FetchError::Status(503))
+        );
         assert!(c.provider().is_some(), "old keys stay");
         assert!(c.next_fetch(t + 1).expect("ok").is_none(), "backing off");
         assert!(c.next_fetch(t + 2).expect("ok").is_some());
-        assert_eq!(c.on_response(Fetch::Discovery, 0, b"", t + 2), Err(FetchError::NoResponse));
+        assert_eq!(
+            c.on_response(Fetch::Discovery, 0, b"", t + 2),
+            Err(FetchError::NoResponse)
+        );
         assert!(c.next_fetch(t + 5).expect("ok").is_none());
         assert!(c.next_fetch(t + 6).expect("ok").is_some());
     }
@@ -403,7 +435,10 @@ mod tests {
         assert!(c.request_key_refresh(1030));
         let f = c.next_fetch(1030).expect("ok").expect("fetch");
         assert_eq!(f.what, Fetch::Jwks);
-        assert!(matches!(c.on_response(Fetch::Jwks, 200, &jwks("k2"), 1031), Ok(Loaded::Keys(_))));
+        assert!(matches!(
+            c.on_response(Fetch::Jwks, 200, &jwks("k2"), 1031),
+            Ok(Loaded::Keys(_))
+        ));
         assert!(c.provider().is_some_and(|p| p.keys.has_kid("k2")));
         assert!(!c.request_key_refresh(1040), "rate limited");
         assert!(c.request_key_refresh(1061));

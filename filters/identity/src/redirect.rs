@@ -99,7 +99,8 @@ mod tests {
         Origin {
             scheme: "https",
             host: "app.example.com",
-            domains: DOMAINS.get_or_init(|| vec!["app.example.com".into(), "*.apps.example.com".into()]),
+            domains: DOMAINS
+                .get_or_init(|| vec!["app.example.com".into(), "*.apps.example.com".into()]),
         }
     }
 

@@ -186,7 +186,10 @@ mod tests {
         let (_, s) = sealer();
         let text = s.seal(&mut OsRng, Purpose::Session, b"hello");
         assert!(text.starts_with("v1."));
-        assert_eq!(s.open(Purpose::Session, &text).map(|p| p.to_vec()), Ok(b"hello".to_vec()));
+        assert_eq!(
+            s.open(Purpose::Session, &text).map(|p| p.to_vec()),
+            Ok(b"hello".to_vec())
+        );
     }
 
     #[test]
@@ -206,7 +209,10 @@ mod tests {
         for i in [0, 30, bytes.len() - 1] {
             bytes[i] ^= 1;
             let tampered = format!("v1.{}", b64::encode(&bytes));
-            assert_eq!(s.open(Purpose::Session, &tampered).err(), Some(SealError::Tampered));
+            assert_eq!(
+                s.open(Purpose::Session, &tampered).err(),
+                Some(SealError::Tampered)
+            );
             bytes[i] ^= 1;
         }
     }
@@ -215,7 +221,10 @@ mod tests {
     fn a_login_cookie_is_not_a_session_cookie() {
         let (_, s) = sealer();
         let text = s.seal(&mut OsRng, Purpose::Login, b"x");
-        assert_eq!(s.open(Purpose::Session, &text).err(), Some(SealError::Tampered));
+        assert_eq!(
+            s.open(Purpose::Session, &text).err(),
+            Some(SealError::Tampered)
+        );
     }
 
     #[test]
@@ -224,7 +233,9 @@ mod tests {
         let text = old.seal(&mut OsRng, Purpose::Session, b"x");
         let new_key = SealKey::generate(&mut OsRng);
         assert_eq!(
-            Sealer::new(&new_key, &[]).open(Purpose::Session, &text).err(),
+            Sealer::new(&new_key, &[])
+                .open(Purpose::Session, &text)
+                .err(),
             Some(SealError::Tampered)
         );
         let rotated = Sealer::new(&new_key, &[old_key]);
@@ -234,11 +245,23 @@ mod tests {
     #[test]
     fn malformed_and_unknown_versions_are_refused() {
         let (_, s) = sealer();
-        assert_eq!(s.open(Purpose::Session, "garbage").err(), Some(SealError::Malformed));
-        assert_eq!(s.open(Purpose::Session, "v1.AAAA").err(), Some(SealError::Malformed));
-        assert_eq!(s.open(Purpose::Session, "v2.AAAA").err(), Some(SealError::UnknownVersion));
+        assert_eq!(
+            s.open(Purpose::Session, "garbage").err(),
+            Some(SealError::Malformed)
+        );
+        assert_eq!(
+            s.open(Purpose::Session, "v1.AAAA").err(),
+            Some(SealError::Malformed)
+        );
+        assert_eq!(
+            s.open(Purpose::Session, "v2.AAAA").err(),
+            Some(SealError::UnknownVersion)
+        );
         let long = format!("v1.{}", "A".repeat(MAX_SEALED_BYTES));
-        assert_eq!(s.open(Purpose::Session, &long).err(), Some(SealError::Malformed));
+        assert_eq!(
+            s.open(Purpose::Session, &long).err(),
+            Some(SealError::Malformed)
+        );
     }
 
     #[test]
@@ -248,6 +271,9 @@ mod tests {
             SealKey::from_base64(&b64::encode([1u8; 16])).err(),
             Some(KeyFormatError::WrongLength(16))
         );
-        assert_eq!(SealKey::from_base64("not base64!").err(), Some(KeyFormatError::NotBase64));
+        assert_eq!(
+            SealKey::from_base64("not base64!").err(),
+            Some(KeyFormatError::NotBase64)
+        );
     }
 }

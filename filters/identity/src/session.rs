@@ -179,7 +179,9 @@ mod tests {
     #[test]
     fn a_session_round_trips_through_its_cookie() {
         let s = sealer();
-        let value = session().seal(&s, &mut OsRng, "paved_session").expect("fits");
+        let value = session()
+            .seal(&s, &mut OsRng, "paved_session")
+            .expect("fits");
         let back = Session::open(&s, &value, NOW + 1, "https://idp.example", "gw").expect("opens");
         assert_eq!(back, session());
         assert_eq!(back.identity().source, Source::Session);
@@ -188,7 +190,9 @@ mod tests {
     #[test]
     fn a_tampered_cookie_is_refused() {
         let s = sealer();
-        let value = session().seal(&s, &mut OsRng, "paved_session").expect("fits");
+        let value = session()
+            .seal(&s, &mut OsRng, "paved_session")
+            .expect("fits");
         let mut chars: Vec<char> = value.chars().collect();
         let i = chars.len() / 2;
         chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
@@ -202,7 +206,9 @@ mod tests {
     #[test]
     fn an_expired_session_is_refused() {
         let s = sealer();
-        let value = session().seal(&s, &mut OsRng, "paved_session").expect("fits");
+        let value = session()
+            .seal(&s, &mut OsRng, "paved_session")
+            .expect("fits");
         let err = Session::open(&s, &value, NOW + 3600, "https://idp.example", "gw");
         assert_eq!(err, Err(SessionError::Expired));
     }
@@ -210,7 +216,9 @@ mod tests {
     #[test]
     fn a_session_of_another_issuer_is_refused() {
         let s = sealer();
-        let value = session().seal(&s, &mut OsRng, "paved_session").expect("fits");
+        let value = session()
+            .seal(&s, &mut OsRng, "paved_session")
+            .expect("fits");
         let err = Session::open(&s, &value, NOW, "https://other.example", "gw");
         assert_eq!(err, Err(SessionError::WrongIssuer));
     }
@@ -220,14 +228,18 @@ mod tests {
         let s = sealer();
         let mut big = session();
         big.refresh_token = Some("r".repeat(3000));
-        let value = big.seal(&s, &mut OsRng, "paved_session").expect("fits without token");
+        let value = big
+            .seal(&s, &mut OsRng, "paved_session")
+            .expect("fits without token");
         assert!(value.len() < MAX_COOKIE_BYTES);
         let back = Session::open(&s, &value, NOW, "https://idp.example", "gw").expect("opens");
         assert_eq!(back.refresh_token, None);
         assert_eq!(back.groups, big.groups);
 
         let mut huge = session();
-        huge.groups = (0..200).map(|i| format!("group-with-a-long-name-{i}")).collect();
+        huge.groups = (0..200)
+            .map(|i| format!("group-with-a-long-name-{i}"))
+            .collect();
         assert_eq!(
             huge.seal(&s, &mut OsRng, "paved_session"),
             Err(SessionError::TooLarge)

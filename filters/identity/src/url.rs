@@ -83,7 +83,11 @@ impl HttpUrl {
     /// This URL with form-encoded `pairs` appended to its query.
     pub fn with_query<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
         let mut out = self.to_string();
-        let mut sep = if self.path_and_query.contains('?') { '&' } else { '?' };
+        let mut sep = if self.path_and_query.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         if out.ends_with('?') || out.ends_with('&') {
             sep = '\0';
         }
@@ -129,7 +133,11 @@ pub fn valid_authority(authority: &str) -> bool {
         let Some((inside, after)) = rest.split_once(']') else {
             return false;
         };
-        if inside.is_empty() || !inside.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if inside.is_empty()
+            || !inside
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return false;
         }
         match after {
@@ -151,9 +159,8 @@ pub fn valid_authority(authority: &str) -> bool {
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
-    let port_ok = port.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
-    });
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     host_ok && port_ok
 }
 
@@ -231,14 +238,20 @@ mod tests {
     fn with_query_appends_encoded_pairs() {
         let u = HttpUrl::parse("https://idp.example/auth?prompt=login").expect("url");
         assert_eq!(
-            u.with_query([("redirect_uri", "https://a.example/cb?x=1"), ("scope", "openid email")]),
+            u.with_query([
+                ("redirect_uri", "https://a.example/cb?x=1"),
+                ("scope", "openid email")
+            ]),
             "https://idp.example/auth?prompt=login&redirect_uri=https%3A%2F%2Fa.example%2Fcb%3Fx%3D1&scope=openid+email"
         );
     }
 
     #[test]
     fn query_params_are_decoded() {
-        assert_eq!(query_param("a=1&state=x%2By&state=z", "state").as_deref(), Some("x+y"));
+        assert_eq!(
+            query_param("a=1&state=x%2By&state=z", "state").as_deref(),
+            Some("x+y")
+        );
         assert_eq!(query_count("a=1&state=x&state=z", "state"), 2);
         assert_eq!(split_target("/p?q=1"), ("/p", "q=1"));
     }

@@ -30,11 +30,15 @@ fn start_probe() -> Option<FlowProbe> {
     }
 }
 
-/// Drains every record touching `port` that arrives within `wait`.
-async fn drain(probe: &mut FlowProbe, port: u16, wait: Duration) -> Vec<FlowRecord> {
+/// Collects the records touching `port` until `want` of them arrived or `wait` passed
+/// (with `want == 0`, for the whole of `wait`: to show that nothing arrives).
+async fn drain(probe: &mut FlowProbe, port: u16, want: usize, wait: Duration) -> Vec<FlowRecord> {
     let mut found = Vec::new();
     let deadline = tokio::time::Instant::now() + wait;
-    while let Ok(Ok(record)) = tokio::time::timeout_at(deadline, probe.recv()).await {
+    while want == 0 || found.len() < want {
+        let Ok(Ok(record)) = tokio::time::timeout_at(deadline, probe.recv()).await else {
+            break;
+        };
         if record.sport == port || record.dport == port {
             found.push(record);
         }
@@ -67,12 +71,12 @@ async fn a_connection_kept_open_gets_interim_records_with_cumulative_counters() 
         .sweep_interim(Duration::from_secs(60))
         .expect("sweep runs");
     assert!(report.sockets >= 2, "both sides are tracked: {report:?}");
-    assert!(drain(&mut probe, port, Duration::from_millis(200)).await.is_empty());
+    assert!(drain(&mut probe, port, 0, Duration::from_millis(100)).await.is_empty());
 
     probe
         .sweep_interim(Duration::from_millis(200))
         .expect("sweep runs");
-    let first = drain(&mut probe, port, Duration::from_millis(300)).await;
+    let first = drain(&mut probe, port, 2, Duration::from_secs(2)).await;
     assert_eq!(first.len(), 2, "one interim record per side: {first:#?}");
     for record in &first {
         assert_eq!(record.kind(), Some(RecordKind::Interim), "{record:?}");
@@ -101,7 +105,7 @@ async fn a_connection_kept_open_gets_interim_records_with_cumulative_counters() 
     probe
         .sweep_interim(Duration::from_millis(200))
         .expect("sweep runs");
-    assert!(drain(&mut probe, port, Duration::from_millis(200)).await.is_empty());
+    assert!(drain(&mut probe, port, 0, Duration::from_millis(100)).await.is_empty());
 
     // More data, then another interim: counters are cumulative.
     server.write_all(&[b'b'; 5_000]).expect("server writes");
@@ -111,7 +115,7 @@ async fn a_connection_kept_open_gets_interim_records_with_cumulative_counters() 
     probe
         .sweep_interim(Duration::from_millis(200))
         .expect("sweep runs");
-    let second = drain(&mut probe, port, Duration::from_millis(300)).await;
+    let second = drain(&mut probe, port, 2, Duration::from_secs(2)).await;
     assert_eq!(second.len(), 2, "{second:#?}");
     let outbound = second
         .iter()
@@ -124,7 +128,7 @@ async fn a_connection_kept_open_gets_interim_records_with_cumulative_counters() 
 
     drop(client);
     drop(server);
-    let closed = drain(&mut probe, port, Duration::from_millis(500)).await;
+    let closed = drain(&mut probe, port, 2, Duration::from_secs(2)).await;
     assert!(
         closed.iter().all(|r| r.kind() == Some(RecordKind::Closed)) && closed.len() == 2,
         "{closed:#?}"

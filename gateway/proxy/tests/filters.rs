@@ -1,9 +1,7 @@
 //! Filter chains on real traffic: SDK plugins change requests and responses, answer
 //! locally, and fail closed (or open, when marked so) without affecting other routes.
 
-mod support;
-
-use support::{get, send, start_echo_upstream, start_gateway};
+use paved_e2e::harness::{get, send, start_echo_upstream, start_gateway};
 
 const CHAINS: &str = r#"
 listeners: [{address: "{listen}"}]

@@ -1,8 +1,6 @@
 //! The gateway proxies to real upstreams: routing, forwarding headers, errors, reloads.
 
-mod support;
-
-use support::{get, send, start_echo_upstream, start_gateway};
+use paved_e2e::harness::{get, send, start_echo_upstream, start_gateway};
 
 const BASIC: &str = r#"
 listeners: [{address: "{listen}"}]
@@ -79,7 +77,7 @@ async fn reloads_swap_routes_and_invalid_configs_keep_the_old_one() {
     let gw = start_gateway(BASIC, upstream.addr);
     assert_eq!(get(gw.addr, "/x").await.status, 200);
 
-    let changed = support::render(
+    let changed = paved_e2e::harness::render(
         r#"
 version: 2
 listeners: [{address: "{listen}"}]

@@ -353,7 +353,8 @@ async fn shared_data_cas_gives_concurrent_requests_on_two_instances_distinct_val
             let client = out.client();
             let counter: u64 = client.must("x-counter").parse().expect("a number");
             let retries: u64 = client.must("x-cas-retries").parse().expect("a number");
-            assert_header(client.header("x-cas-stale"), "mismatch", "stale CAS refused");
+            // Not checked here: the plugin's stale-CAS probe key is named after the context
+            // ID, which is per instance, so probes of two instances can share a key.
             (counter, retries)
         });
     }

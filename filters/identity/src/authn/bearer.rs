@@ -2,7 +2,7 @@
 
 use paved_model::plugin_config::AuthnMode;
 
-use super::{Authn, Admission, Decision, Env, Need, Outcome, Resume, reply};
+use super::{Admission, Authn, Decision, Env, Need, Outcome, Resume, reply};
 use crate::claims::Expectations;
 use crate::identity::Identity;
 use crate::jwt::{self, TokenError};
@@ -13,13 +13,16 @@ use crate::provider::Provider;
 pub(super) fn token_of(authorization: Option<&str>) -> Option<&str> {
     let value = authorization?.trim();
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 impl Authn {
-    pub(super) fn bearer(&self, token: &str, provider: Option<&Provider>, env: &mut Env<'_>) -> Outcome {
+    pub(super) fn bearer(
+        &self,
+        token: &str,
+        provider: Option<&Provider>,
+        env: &mut Env<'_>,
+    ) -> Outcome {
         let Some(provider) = provider else {
             return Outcome::Wait(Need::Provider, Resume::Request);
         };
@@ -45,7 +48,12 @@ impl Authn {
         }
     }
 
-    fn verify_bearer(&self, token: &str, provider: &Provider, now: u64) -> Result<Identity, TokenError> {
+    fn verify_bearer(
+        &self,
+        token: &str,
+        provider: &Provider,
+        now: u64,
+    ) -> Result<Identity, TokenError> {
         let s = &self.settings;
         let claims = jwt::decode(token)?.verify(&provider.keys)?;
         claims.validate(&Expectations {

@@ -67,7 +67,11 @@ impl Authn {
         env: &mut Env<'_>,
     ) -> Reply {
         let s = &self.settings;
-        let scheme = if req.scheme.eq_ignore_ascii_case("http") { "http" } else { "https" };
+        let scheme = if req.scheme.eq_ignore_ascii_case("http") {
+            "http"
+        } else {
+            "https"
+        };
         if !valid_authority(req.authority) {
             return reply::login_failed(400, "bad_host", Vec::new());
         }
@@ -78,9 +82,14 @@ impl Authn {
         };
         let own_path = |t: &str| {
             let p = crate::url::split_target(t).0;
-            [&s.callback_path, &s.logout_path, &s.login_path, &s.jwks_path]
-                .iter()
-                .any(|x| x.as_str() == p)
+            [
+                &s.callback_path,
+                &s.logout_path,
+                &s.login_path,
+                &s.jwks_path,
+            ]
+            .iter()
+            .any(|x| x.as_str() == p)
         };
         let target = safe_target(target, origin)
             .filter(|t| !own_path(t))
@@ -94,7 +103,12 @@ impl Authn {
         let prefix = format!("{}_login_", s.cookie_name);
         let pending: Vec<&str> = req
             .cookie
-            .map(|c| cookie::all(c).map(|(n, _)| n).filter(|n| n.starts_with(&prefix)).collect())
+            .map(|c| {
+                cookie::all(c)
+                    .map(|(n, _)| n)
+                    .filter(|n| n.starts_with(&prefix))
+                    .collect()
+            })
             .unwrap_or_default();
         if pending.len() >= MAX_PENDING_LOGINS {
             cookies.extend(pending.iter().map(|n| cookie::clear(n)));
@@ -146,7 +160,8 @@ impl Authn {
         env: &mut Env<'_>,
     ) -> Outcome {
         let s = &self.settings;
-        let fail = |status, reason| Outcome::Respond(reply::login_failed(status, reason, Vec::new()));
+        let fail =
+            |status, reason| Outcome::Respond(reply::login_failed(status, reason, Vec::new()));
         if req.method != "GET" {
             return fail(405, "method_not_allowed");
         }
@@ -173,10 +188,12 @@ impl Authn {
             return Outcome::Respond(reply::login_failed(400, "bad_callback", clear));
         }
         let cookies = req.cookie.unwrap_or_default();
-        let login = match LoginState::from_callback(&self.sealer, cookies, &s.cookie_name, &state, env.now) {
-            Ok(login) => login,
-            Err(err) => return Outcome::Respond(reply::login_failed(403, err.reason(), clear)),
-        };
+        let login =
+            match LoginState::from_callback(&self.sealer, cookies, &s.cookie_name, &state, env.now)
+            {
+                Ok(login) => login,
+                Err(err) => return Outcome::Respond(reply::login_failed(403, err.reason(), clear)),
+            };
         if !env.replay.first_use(&login.state, login.expires, env.now) {
             return Outcome::Respond(reply::login_failed(403, "state_replayed", clear));
         }
@@ -188,7 +205,9 @@ impl Authn {
         ];
         let request = match token_request(s, &provider.metadata, form) {
             Ok(r) => r,
-            Err(_) => return Outcome::Respond(reply::login_failed(502, "bad_token_endpoint", clear)),
+            Err(_) => {
+                return Outcome::Respond(reply::login_failed(502, "bad_token_endpoint", clear));
+            }
         };
         Outcome::Call(super::Call {
             request,
@@ -208,7 +227,11 @@ impl Authn {
         provider: Option<&Provider>,
         env: &mut Env<'_>,
     ) -> Outcome {
-        let Pending::Exchange { login, login_cookie } = &pending else {
+        let Pending::Exchange {
+            login,
+            login_cookie,
+        } = &pending
+        else {
             return Outcome::Respond(reply::unavailable());
         };
         let clear = vec![cookie::clear(login_cookie)];
@@ -426,7 +449,12 @@ impl Authn {
         Outcome::Continue(self.admit(session.identity(), env, cookies))
     }
 
-    fn session_ended(&self, origin: &Origin, provider: Option<&Provider>, env: &mut Env<'_>) -> Outcome {
+    fn session_ended(
+        &self,
+        origin: &Origin,
+        provider: Option<&Provider>,
+        env: &mut Env<'_>,
+    ) -> Outcome {
         let s = &self.settings;
         let clear = cookie::clear(&s.cookie_name);
         let mut reply = match provider {
@@ -450,7 +478,11 @@ impl Authn {
     /// page, or the provider's end-session endpoint.
     pub(super) fn logout(&self, req: &Request<'_>, provider: Option<&Provider>) -> Reply {
         let s = &self.settings;
-        let scheme = if req.scheme.eq_ignore_ascii_case("http") { "http" } else { "https" };
+        let scheme = if req.scheme.eq_ignore_ascii_case("http") {
+            "http"
+        } else {
+            "https"
+        };
         let origin = redirect::Origin {
             scheme,
             host: req.authority,

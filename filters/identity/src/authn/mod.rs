@@ -304,7 +304,10 @@ impl Authn {
             return self.bearer(token, provider, env);
         }
         let mut response_cookies = Vec::new();
-        if let Some(value) = req.cookie.and_then(|c| crate::cookie::get(c, &s.cookie_name)) {
+        if let Some(value) = req
+            .cookie
+            .and_then(|c| crate::cookie::get(c, &s.cookie_name))
+        {
             match Session::open(&self.sealer, value, env.now, &s.issuer, &s.client_id) {
                 Ok(session) => return self.with_session(session, req, provider, env),
                 // An unusable cookie is dropped from the browser and the request goes on as
@@ -336,23 +339,32 @@ impl Authn {
             return match provider {
                 Some(p) => {
                     let mut reply = self.login_redirect(req, &target, p, env);
-                    reply
-                        .headers
-                        .extend(response_cookies.into_iter().map(|c| ("set-cookie".into(), c)));
+                    reply.headers.extend(
+                        response_cookies
+                            .into_iter()
+                            .map(|c| ("set-cookie".into(), c)),
+                    );
                     Outcome::Respond(reply)
                 }
                 None => Outcome::Wait(Need::Provider, Resume::Request),
             };
         }
         let mut reply = reply::unauthorized(&self.settings.app, None, "credentials_required");
-        reply
-            .headers
-            .extend(response_cookies.into_iter().map(|c| ("set-cookie".into(), c)));
+        reply.headers.extend(
+            response_cookies
+                .into_iter()
+                .map(|c| ("set-cookie".into(), c)),
+        );
         Outcome::Respond(reply)
     }
 
     /// Lets an identity through with its assertion and convenience headers.
-    fn admit(&self, identity: Identity, env: &mut Env<'_>, response_cookies: Vec<String>) -> Admission {
+    fn admit(
+        &self,
+        identity: Identity,
+        env: &mut Env<'_>,
+        response_cookies: Vec<String>,
+    ) -> Admission {
         let assertion = self.assertions.borrow_mut().get_or_sign(
             &self.signer,
             &identity,

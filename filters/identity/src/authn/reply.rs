@@ -12,7 +12,13 @@ fn h(name: &str, value: impl Into<String>) -> (String, String) {
 fn quoted(value: &str) -> String {
     value
         .chars()
-        .map(|c| if c == '"' || c == '\\' || c.is_control() { '_' } else { c })
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -21,7 +27,9 @@ fn quoted(value: &str) -> String {
 pub(super) fn unauthorized(app: &str, error: Option<&str>, reason: &'static str) -> Reply {
     let mut challenge = format!("Bearer realm=\"{}\"", quoted(app));
     if let Some(error) = error {
-        challenge.push_str(&format!(", error=\"{error}\", error_description=\"{reason}\""));
+        challenge.push_str(&format!(
+            ", error=\"{error}\", error_description=\"{reason}\""
+        ));
     }
     Reply {
         status: 401,

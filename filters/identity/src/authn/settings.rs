@@ -276,7 +276,12 @@ impl Settings {
             jwks_path: paths[3].1.clone(),
             cookie_name: c.cookie_name.clone(),
             session_ttl_secs: range("session_ttl_secs", c.session_ttl_secs, 60, 30 * 86_400)?,
-            session_refresh_secs: range("session_refresh_secs", c.session_refresh_secs, 30, 30 * 86_400)?,
+            session_refresh_secs: range(
+                "session_refresh_secs",
+                c.session_refresh_secs,
+                30,
+                30 * 86_400,
+            )?,
             login_ttl_secs: range("login_ttl_secs", c.login_ttl_secs, 30, 3600)?,
             clock_skew_secs: range("clock_skew_secs", c.clock_skew_secs, 0, MAX_SKEW_SECS)?,
             groups_claim: c.groups_claim.clone(),
@@ -291,7 +296,12 @@ impl Settings {
             max_wait_ms: range("max_wait_ms", c.max_wait_ms, 0, 60_000)?,
             max_waiting: range("max_waiting", c.max_waiting as u64, 0, 100_000)? as usize,
             jwks_refresh_secs: range("jwks_refresh_secs", c.jwks_refresh_secs, 60, 86_400)?,
-            jwks_min_refresh_secs: range("jwks_min_refresh_secs", c.jwks_min_refresh_secs, 1, 3600)?,
+            jwks_min_refresh_secs: range(
+                "jwks_min_refresh_secs",
+                c.jwks_min_refresh_secs,
+                1,
+                3600,
+            )?,
             assertion_issuer: if c.assertion_issuer.is_empty() {
                 return Err(ConfigError::Missing("assertion_issuer"));
             } else {
@@ -321,7 +331,13 @@ mod tests {
         let s = Settings::from_config(&config()).expect("valid");
         assert_eq!(s.audiences, vec!["gw"]);
         assert!(s.scope.starts_with("openid "));
-        for h in ["x-paved-identity", "x-paved-user", "x-paved-email", "x-paved-groups", "x-paved-client-id"] {
+        for h in [
+            "x-paved-identity",
+            "x-paved-user",
+            "x-paved-email",
+            "x-paved-groups",
+            "x-paved-client-id",
+        ] {
             assert!(s.strip_headers.iter().any(|x| x == h), "{h}");
         }
     }
@@ -329,22 +345,65 @@ mod tests {
     #[test]
     fn missing_and_bad_fields_are_refused() {
         let cases: Vec<(AuthnConfig, ConfigError)> = vec![
-            (AuthnConfig { issuer: String::new(), ..config() }, ConfigError::Missing("issuer")),
-            (AuthnConfig { issuer: "idp.example".into(), ..config() }, ConfigError::Issuer),
-            (AuthnConfig { client_id: String::new(), ..config() }, ConfigError::Missing("client_id")),
-            (AuthnConfig { callback_path: "cb".into(), ..config() }, ConfigError::Path("callback_path")),
             (
-                AuthnConfig { logout_path: "/.paved/callback".into(), ..config() },
+                AuthnConfig {
+                    issuer: String::new(),
+                    ..config()
+                },
+                ConfigError::Missing("issuer"),
+            ),
+            (
+                AuthnConfig {
+                    issuer: "idp.example".into(),
+                    ..config()
+                },
+                ConfigError::Issuer,
+            ),
+            (
+                AuthnConfig {
+                    client_id: String::new(),
+                    ..config()
+                },
+                ConfigError::Missing("client_id"),
+            ),
+            (
+                AuthnConfig {
+                    callback_path: "cb".into(),
+                    ..config()
+                },
+                ConfigError::Path("callback_path"),
+            ),
+            (
+                AuthnConfig {
+                    logout_path: "/.paved/callback".into(),
+                    ..config()
+                },
                 ConfigError::SamePath("callback_path", "logout_path"),
             ),
-            (AuthnConfig { cookie_name: "a b".into(), ..config() }, ConfigError::CookieName),
             (
-                AuthnConfig { identity_header: "X-Bad Header".into(), ..config() },
+                AuthnConfig {
+                    cookie_name: "a b".into(),
+                    ..config()
+                },
+                ConfigError::CookieName,
+            ),
+            (
+                AuthnConfig {
+                    identity_header: "X-Bad Header".into(),
+                    ..config()
+                },
                 ConfigError::HeaderName("identity_header"),
             ),
             (
-                AuthnConfig { clock_skew_secs: 3600, ..config() },
-                ConfigError::Range { field: "clock_skew_secs", min: 0, max: MAX_SKEW_SECS },
+                AuthnConfig {
+                    clock_skew_secs: 3600,
+                    ..config()
+                },
+                ConfigError::Range {
+                    field: "clock_skew_secs",
+                    min: 0,
+                    max: MAX_SKEW_SECS,
+                },
             ),
         ];
         for (c, want) in cases {
@@ -355,14 +414,24 @@ mod tests {
     #[test]
     fn keys_are_read_or_refused() {
         let mut c = config();
-        assert!(ConfiguredKeys::from_config(&c).is_ok_and(|k| k.session.is_none() && k.assertion.is_none()));
+        assert!(
+            ConfiguredKeys::from_config(&c)
+                .is_ok_and(|k| k.session.is_none() && k.assertion.is_none())
+        );
         c.session_key = Some("short".into());
         assert!(matches!(
             ConfiguredKeys::from_config(&c),
-            Err(ConfigError::SessionKey { field: "session_key", .. })
+            Err(ConfigError::SessionKey {
+                field: "session_key",
+                ..
+            })
         ));
         c.session_key = Some(crate::b64::encode([7u8; 32]));
-        c.assertion_key = Some("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----".into());
-        assert!(matches!(ConfiguredKeys::from_config(&c), Err(ConfigError::AssertionKey(_))));
+        c.assertion_key =
+            Some("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----".into());
+        assert!(matches!(
+            ConfiguredKeys::from_config(&c),
+            Err(ConfigError::AssertionKey(_))
+        ));
     }
 }

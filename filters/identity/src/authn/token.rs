@@ -105,7 +105,10 @@ pub(super) fn userinfo_request(meta: &ProviderMetadata, access_token: &str) -> O
         authority: url.authority().to_string(),
         path: url.path_and_query().to_string(),
         headers: vec![
-            ("authorization".to_string(), format!("Bearer {access_token}")),
+            (
+                "authorization".to_string(),
+                format!("Bearer {access_token}"),
+            ),
             ("accept".to_string(), "application/json".to_string()),
         ],
         body: Vec::new(),
@@ -126,7 +129,9 @@ pub(super) struct TokenResponse {
 }
 
 /// Reads a successful token response; the error is a reason code.
-pub(super) fn parse_token_response(resp: &super::CallResponse) -> Result<TokenResponse, &'static str> {
+pub(super) fn parse_token_response(
+    resp: &super::CallResponse,
+) -> Result<TokenResponse, &'static str> {
     match resp.status {
         0 => return Err("idp_unavailable"),
         200 => {}
@@ -178,24 +183,41 @@ mod tests {
 
     #[test]
     fn confidential_clients_use_basic_auth_by_default() {
-        let r = token_request(&settings(Some("s:e/c")), &meta(&[]), vec![("grant_type", "x")])
-            .expect("request");
-        assert_eq!((r.authority.as_str(), r.path.as_str()), ("idp.example:8443", "/oauth/token"));
+        let r = token_request(
+            &settings(Some("s:e/c")),
+            &meta(&[]),
+            vec![("grant_type", "x")],
+        )
+        .expect("request");
+        assert_eq!(
+            (r.authority.as_str(), r.path.as_str()),
+            ("idp.example:8443", "/oauth/token")
+        );
         let basic = r
             .headers
             .iter()
             .find(|(n, _)| n == "authorization")
             .map(|(_, v)| v.clone())
             .expect("basic");
-        assert_eq!(basic, format!("Basic {}", b64::encode_standard("gw+id:s%3Ae%2Fc")));
+        assert_eq!(
+            basic,
+            format!("Basic {}", b64::encode_standard("gw+id:s%3Ae%2Fc"))
+        );
         assert_eq!(r.body, b"grant_type=x");
     }
 
     #[test]
     fn client_secret_post_when_the_provider_only_offers_it() {
-        let r = token_request(&settings(Some("sec")), &meta(&["client_secret_post"]), vec![])
-            .expect("request");
-        assert_eq!(String::from_utf8_lossy(&r.body), "client_id=gw+id&client_secret=sec");
+        let r = token_request(
+            &settings(Some("sec")),
+            &meta(&["client_secret_post"]),
+            vec![],
+        )
+        .expect("request");
+        assert_eq!(
+            String::from_utf8_lossy(&r.body),
+            "client_id=gw+id&client_secret=sec"
+        );
         assert!(!r.headers.iter().any(|(n, _)| n == "authorization"));
     }
 
@@ -216,8 +238,14 @@ mod tests {
             status: 200,
             body: br#"{"token_type":"mac"}"#.to_vec(),
         };
-        assert_eq!(parse_token_response(&mac).err(), Some("unsupported_token_type"));
-        let refused = super::super::CallResponse { status: 400, body: Vec::new() };
+        assert_eq!(
+            parse_token_response(&mac).err(),
+            Some("unsupported_token_type")
+        );
+        let refused = super::super::CallResponse {
+            status: 400,
+            body: Vec::new(),
+        };
         assert_eq!(parse_token_response(&refused).err(), Some("grant_refused"));
         let none = super::super::CallResponse::default();
         assert_eq!(parse_token_response(&none).err(), Some("idp_unavailable"));

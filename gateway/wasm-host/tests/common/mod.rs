@@ -30,9 +30,14 @@ pub async fn bounded<F: Future>(what: &str, future: F) -> F::Output {
     }
 }
 
-/// A runtime with default options.
+/// A runtime with default options, except that compiled modules are cached on disk (in
+/// Cargo's temporary directory for tests), so each test does not compile the plugins again.
 pub fn runtime() -> Runtime {
-    Runtime::new(RuntimeOptions::default()).expect("the wasm engine starts")
+    let options = RuntimeOptions {
+        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("paved-wasm-host-cache")),
+        ..RuntimeOptions::default()
+    };
+    Runtime::new(options).expect("the wasm engine starts")
 }
 
 /// The module built from `plugins/<name>`.

@@ -1,6 +1,5 @@
-//! A real upstream, a real gateway in this process, and a plain HTTP/1.1 client.
-
-#![allow(dead_code)]
+//! A real upstream, a real gateway in this process, and a plain HTTP/1.1 client: what the
+//! gateway's integration tests and the benchmarks are built from.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -77,6 +76,30 @@ pub fn start_echo_upstream() -> EchoUpstream {
     EchoUpstream { addr, _task: task }
 }
 
+/// An upstream that answers every request with the same small body, as fast as it can: the
+/// benchmarks' upstream, so that they measure the proxy rather than the app.
+pub fn start_static_upstream(body: &'static str) -> SocketAddr {
+    let listener = StdListener::bind("127.0.0.1:0").expect("bind upstream");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                tokio::spawn(async move {
+                    let service = service_fn(move |_req: hyper::Request<hyper::body::Incoming>| async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes()))))
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+    });
+    addr
+}
+
 /// A gateway running on its own thread until dropped.
 pub struct RunningGateway {
     /// The gateway (for reloads).
@@ -100,12 +123,17 @@ impl Drop for RunningGateway {
 
 /// Renders `yaml` with `{listen}`, `{admin}` and `{upstream}` filled in, loads it and serves it.
 pub fn start_gateway(yaml: &str, upstream: SocketAddr) -> RunningGateway {
+    start_gateway_with_threads(yaml, upstream, 1)
+}
+
+/// [`start_gateway`] with `threads` worker threads.
+pub fn start_gateway_with_threads(yaml: &str, upstream: SocketAddr, threads: usize) -> RunningGateway {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let text = render(yaml, addr, admin, upstream);
     let snapshot = Snapshot::from_yaml_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
     let options = GatewayOptions {
-        threads: 1,
+        threads,
         ..GatewayOptions::default()
     };
     let gateway = Arc::new(Gateway::new(snapshot, options).expect("gateway loads"));
@@ -167,7 +195,8 @@ impl Reply {
     }
 }
 
-/// Sends one request over a new connection, with a 10 s bound.
+/// Sends one request over a new connection, with a 10 s bound; panics on transport errors
+/// (a test helper: a failure is the test's failure).
 pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let exchange = async {
         let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
