@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn pkce_s256_matches_rfc7636_example() {
         assert_eq!(
-            sha256_b64url(b"dBjftJeZ4CVP-mJ0OWJhLh5eT5LqGqaAMz6g1q1F3EU"),
+            sha256_b64url(b"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }

@@ -31,7 +31,7 @@ async fn certificates_for_every_domain_are_put_in_the_snapshot() {
     assert_eq!(certs[0].0, ["localhost"]);
 
     cp.apply_intent(&t.admin, &intent("alpha", "a", "alpha.example.com"), "paved.yaml").await.expect("alpha");
-    cp.apply_intent(&t.admin, &intent("beta", "b", "*.beta.example.com"), "paved.yaml").await.expect("beta");
+    cp.apply_intent(&t.admin, &intent("beta", "b", "'*.beta.example.com'"), "paved.yaml").await.expect("beta");
     let certs = tls_certs(&cp.latest_snapshot().expect("s").json);
     let domains: Vec<&str> = certs.iter().map(|(d, _)| d[0].as_str()).collect();
     assert_eq!(domains, ["*.beta.example.com", "alpha.example.com"]);

@@ -545,14 +545,38 @@ mod tests {
     }
 
     #[test]
+    fn authn_and_authz_fields_added_later_take_their_defaults() {
+        let a: AuthnConfig =
+            serde_json::from_str(r#"{"issuer":"https://idp","client_id":"gw"}"#)
+                .unwrap_or_default();
+        assert_eq!(a.login_path, "/.paved/login");
+        assert_eq!(a.jwks_path, "/.paved/jwks.json");
+        assert_eq!((a.clock_skew_secs, a.assertion_ttl_secs), (60, 60));
+        assert!(a.fetch_userinfo && !a.idp_logout);
+        assert!(a.strip_headers.iter().any(|h| h == "x-paved-email"));
+        let z: AuthzConfig = serde_json::from_str(
+            r#"{"any_user":true,"rules":[{"path_prefixes":["/admin"],"methods":["POST"]}]}"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(z.rules.len(), 1);
+        assert!(!z.rules[0].any_user && z.rules[0].populations.is_empty());
+        let text = serde_json::to_string(&AuthzConfig::default()).unwrap_or_default();
+        assert!(!text.contains("rules"), "no rules: nothing written");
+    }
+
+    #[test]
     fn secrets_are_not_printed() {
         let a = AuthnConfig {
             client_secret: Some("s3cret".into()),
             session_key: Some("k3y".into()),
+            previous_session_keys: vec!["0ldk3y".into()],
             ..AuthnConfig::default()
         };
         let text = format!("{a:?}");
-        assert!(!text.contains("s3cret") && !text.contains("k3y"), "{text}");
+        assert!(
+            !text.contains("s3cret") && !text.contains("k3y") && !text.contains("0ldk3y"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -210,6 +210,13 @@ fn diff_into(out: &mut Vec<FieldChange>, path: String, a: Option<&Value>, b: Opt
                 diff_into(out, format!("{path}[{i}]"), x.get(i), y.get(i));
             }
         }
+        // A new (or removed) mapping is listed field by field.
+        (None | Some(Value::Null), Some(Value::Object(_))) => {
+            diff_into(out, path, Some(&Value::Object(Default::default())), b);
+        }
+        (Some(Value::Object(_)), None | Some(Value::Null)) => {
+            diff_into(out, path, a, Some(&Value::Object(Default::default())));
+        }
         (Some(x), Some(y)) if x == y => {}
         (Some(Value::Null), None) | (None, Some(Value::Null)) | (None, None) => {}
         (x, y) => out.push(FieldChange {

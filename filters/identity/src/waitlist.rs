@@ -64,6 +64,15 @@ impl<T> WaitList<T> {
         gone
     }
 
+    /// Takes the requests `ready` says can go on, keeping the others (and their deadlines).
+    pub fn take_ready(&mut self, ready: impl Fn(&T) -> bool) -> Vec<Waiter<T>> {
+        let (go, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| ready(&w.resume));
+        self.waiters = kept;
+        go
+    }
+
     /// Takes every request.
     pub fn drain(&mut self) -> Vec<Waiter<T>> {
         std::mem::take(&mut self.waiters)
@@ -103,5 +112,16 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert!(w.remove(2).is_some());
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn ready_requests_leave_and_the_others_keep_their_deadline() {
+        let mut w = WaitList::new(10, 1000);
+        w.push(1, 0, "keys").expect("room");
+        w.push(2, 0, "provider").expect("room");
+        let go: Vec<u32> = w.take_ready(|r| *r == "provider").into_iter().map(|x| x.id).collect();
+        assert_eq!(go, vec![2]);
+        assert_eq!(w.expired(1000).len(), 1, "deadline unchanged");
+        assert!(w.drain().is_empty());
     }
 }

@@ -99,7 +99,7 @@ fn parse_line(origin: String, line: &str) -> Result<Case, String> {
         body: None,
     };
     let mut spec_headers: Vec<(String, Option<String>)> = Vec::new();
-    if line.starts_with('{') {
+    if line.starts_with("{\"") {
         let spec: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
         let text = |key: &str| spec.get(key).and_then(serde_json::Value::as_str);
         case.method = text("method").unwrap_or("GET").to_string();
@@ -171,7 +171,8 @@ fn load(dir: &Path) -> Vec<(String, Vec<Case>)> {
                 .enumerate()
                 .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
                 .map(|(i, l)| {
-                    let origin = format!("{}:{}", file.display(), i + 1);
+                    let short: String = l.chars().take(100).collect();
+                    let origin = format!("{}:{}: {short}", file.file_name().unwrap_or_default().to_string_lossy(), i + 1);
                     parse_line(origin.clone(), l).unwrap_or_else(|e| panic!("{origin}: {e}"))
                 })
                 .collect();

@@ -70,6 +70,8 @@ pub struct SweepReport {
 pub struct ProgramStats {
     /// The program's name (`paved_flow_common::names`).
     pub name: &'static str,
+    /// The kernel's id of the loaded program.
+    pub id: u32,
     /// Total nanoseconds spent in the program.
     pub run_time_ns: u64,
     /// Number of runs.
@@ -341,6 +343,7 @@ impl FlowProbe {
             };
             stats.push(ProgramStats {
                 name,
+                id: info.id(),
                 run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
                 run_count: info.run_count(),
             });
@@ -403,6 +406,24 @@ fn resolve_offsets() -> ResolvedOffsets {
         }
         Err(err) => unknown(&err),
     }
+}
+
+/// The statistics of programs known by id (from [`FlowProbe::program_stats`] taken
+/// earlier), read from the kernel's list of loaded programs: for callers that handed the
+/// probe to a pipeline and can no longer ask it. Programs no longer loaded are absent.
+pub fn program_stats_by_id(programs: &[ProgramStats]) -> Vec<ProgramStats> {
+    let mut found = Vec::new();
+    for info in aya::programs::loaded_programs().flatten() {
+        if let Some(known) = programs.iter().find(|p| p.id == info.id()) {
+            found.push(ProgramStats {
+                name: known.name,
+                id: known.id,
+                run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
+                run_count: info.run_count(),
+            });
+        }
+    }
+    found
 }
 
 /// Loads (never attaches) the interim sweep program.

@@ -211,6 +211,10 @@ pub struct BatchStats {
     pub filtered: u64,
     /// Records left out by sampling.
     pub sampled_out: u64,
+    /// Records left out because the interval already had the most aggregates the agent
+    /// keeps (a bound against address scans).
+    #[serde(default)]
+    pub overflowed: u64,
 }
 
 /// Everything an agent reports for one interval.

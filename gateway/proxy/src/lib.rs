@@ -9,6 +9,7 @@
 pub mod active;
 pub mod admin;
 pub mod chain;
+pub mod distribution;
 pub mod error;
 pub mod headers;
 pub mod metrics;

@@ -1,0 +1,142 @@
+//! Sources: where records enter the pipeline.
+//!
+//! [`ProbeSource`] is the real one (the kernel, through [`FlowProbe`]); [`ChannelSource`]
+//! feeds records from anywhere else (tests, replays).
+
+use std::{future::Future, time::Duration};
+
+use paved_flow_common::FlowRecord;
+use tokio::sync::mpsc;
+
+use crate::{FlowProbe, ProbeError};
+
+/// Why a source failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The kernel probe failed.
+    #[error("the flow probe failed")]
+    Probe(#[from] ProbeError),
+}
+
+/// A stream of kernel flow records.
+pub trait FlowSource: Send {
+    /// Waits until records are available and appends up to `max` of them to `out`.
+    /// Returns how many were appended; 0 means the source has ended. Must be
+    /// cancellation safe: dropping the future loses no record.
+    fn recv_many<'a>(
+        &'a mut self,
+        out: &'a mut Vec<FlowRecord>,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, SourceError>> + Send + 'a;
+
+    /// Appends up to `max` records that are available now, without waiting.
+    fn try_recv_many(&mut self, out: &mut Vec<FlowRecord>, max: usize) -> usize;
+
+    /// Asks for interim records of connections open and unreported for at least
+    /// `min_age`; they arrive through `recv_many`. Returns the connections examined.
+    fn sweep_interim(&mut self, min_age: Duration) -> Result<usize, SourceError> {
+        let _ = min_age;
+        Ok(0)
+    }
+
+    /// Records lost before reaching the source (ring buffer full), since it started.
+    fn dropped(&self) -> u64 {
+        0
+    }
+}
+
+/// The kernel probe as a source.
+pub struct ProbeSource {
+    probe: FlowProbe,
+}
+
+impl ProbeSource {
+    /// Wraps a started probe.
+    pub fn new(probe: FlowProbe) -> Self {
+        Self { probe }
+    }
+
+    /// The probe, e.g. for its program statistics.
+    pub fn probe(&self) -> &FlowProbe {
+        &self.probe
+    }
+}
+
+impl FlowSource for ProbeSource {
+    fn recv_many<'a>(
+        &'a mut self,
+        out: &'a mut Vec<FlowRecord>,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, SourceError>> + Send + 'a {
+        async move { Ok(self.probe.recv_many(out, max).await?) }
+    }
+
+    fn try_recv_many(&mut self, out: &mut Vec<FlowRecord>, max: usize) -> usize {
+        let mut appended = 0;
+        while appended < max {
+            let Some(record) = self.probe.try_recv() else {
+                break;
+            };
+            out.push(record);
+            appended += 1;
+        }
+        appended
+    }
+
+    fn sweep_interim(&mut self, min_age: Duration) -> Result<usize, SourceError> {
+        let report = self.probe.sweep_interim(min_age)?;
+        if report.truncated {
+            tracing::warn!(
+                sockets = report.sockets,
+                "interim sweep stopped at its bound; the rest get interim records next time"
+            );
+        }
+        Ok(report.sockets)
+    }
+
+    fn dropped(&self) -> u64 {
+        match self.probe.dropped_records() {
+            Ok(dropped) => dropped,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the kernel's drop counter failed");
+                0
+            }
+        }
+    }
+}
+
+/// Records sent from elsewhere in the process.
+pub struct ChannelSource {
+    rx: mpsc::Receiver<FlowRecord>,
+}
+
+impl ChannelSource {
+    /// A source and the sender that feeds it; the source ends when every sender is
+    /// dropped.
+    pub fn new(capacity: usize) -> (mpsc::Sender<FlowRecord>, Self) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (tx, Self { rx })
+    }
+}
+
+impl FlowSource for ChannelSource {
+    fn recv_many<'a>(
+        &'a mut self,
+        out: &'a mut Vec<FlowRecord>,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, SourceError>> + Send + 'a {
+        async move { Ok(self.rx.recv_many(out, max.max(1)).await) }
+    }
+
+    fn try_recv_many(&mut self, out: &mut Vec<FlowRecord>, max: usize) -> usize {
+        let mut appended = 0;
+        while appended < max {
+            let Ok(record) = self.rx.try_recv() else {
+                break;
+            };
+            out.push(record);
+            appended += 1;
+        }
+        appended
+    }
+}
