@@ -14,6 +14,8 @@ fail() {
 APT_PACKAGES=(
   # pingora's zlib-ng build
   cmake pkg-config
+  # tests: a real HTTP/2 and TLS client
+  curl
   # wasm32-wasip1 guest builds (plugins): rustc/cargo 1.96 with std sources, and libc.a
   rustc-web cargo-web rust-web-src wasi-libc
   # rust-lld (the wasm linker rustc calls) comes from rust-web-llvm and lld-22

@@ -212,7 +212,9 @@ impl Principal {
     pub fn can_read_apps(&self) -> bool {
         match &self.access {
             Access::Token { .. } => {
-                self.is_admin() || self.has_scope(Scope::AppsRead) || self.has_scope(Scope::AppsWrite)
+                self.is_admin()
+                    || self.has_scope(Scope::AppsRead)
+                    || self.has_scope(Scope::AppsWrite)
             }
             _ => true,
         }
@@ -301,13 +303,25 @@ mod tests {
     fn owners_write_their_teams_apps_only() {
         let p = owner(&["a"]);
         let none: Vec<String> = vec![];
-        let mine = AppRef { name: "x", team: Some("a"), owners: &none };
-        let theirs = AppRef { name: "y", team: Some("b"), owners: &none };
+        let mine = AppRef {
+            name: "x",
+            team: Some("a"),
+            owners: &none,
+        };
+        let theirs = AppRef {
+            name: "y",
+            team: Some("b"),
+            owners: &none,
+        };
         assert!(p.can_write_app(mine));
         assert!(!p.can_write_app(theirs));
         assert!(!p.can_read_app(theirs));
         let named = vec!["Alice@example.com".to_string()];
-        assert!(p.can_write_app(AppRef { name: "z", team: Some("b"), owners: &named }));
+        assert!(p.can_write_app(AppRef {
+            name: "z",
+            team: Some("b"),
+            owners: &named
+        }));
     }
 
     #[test]
@@ -323,7 +337,11 @@ mod tests {
             },
         };
         let none: Vec<String> = vec![];
-        let app = AppRef { name: "x", team: None, owners: &none };
+        let app = AppRef {
+            name: "x",
+            team: None,
+            owners: &none,
+        };
         assert!(t.can_read_app(app));
         assert!(!t.can_write_app(app));
         assert!(!t.can_act_as_gateway());

@@ -67,11 +67,13 @@ pub fn error_response(e: &Error) -> Response {
 }
 
 async fn gateway_principal(cp: &ControlPlane, headers: &HeaderMap) -> Result<Principal, Error> {
-    let who = authenticate(cp, headers)
-        .await?
-        .ok_or_else(|| Error::Unauthenticated("a bearer token with the `gateway` scope is required".into()))?;
+    let who = authenticate(cp, headers).await?.ok_or_else(|| {
+        Error::Unauthenticated("a bearer token with the `gateway` scope is required".into())
+    })?;
     if !who.can_act_as_gateway() {
-        return Err(Error::Forbidden("a token with the `gateway` scope is required".into()));
+        return Err(Error::Forbidden(
+            "a token with the `gateway` scope is required".into(),
+        ));
     }
     Ok(who)
 }
@@ -131,7 +133,10 @@ async fn snapshot(
             tracing::debug!(gateway = %gateway_id, version = s.version, after, "snapshot delivered");
             let mut r = (StatusCode::OK, s.json.to_string()).into_response();
             let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             h.insert(VERSION_HEADER, version_header(s.version));
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
@@ -142,7 +147,8 @@ async fn snapshot(
             }
             let latest = cp.latest_snapshot().map_or(0, |s| s.version);
             let mut r = StatusCode::NOT_MODIFIED.into_response();
-            r.headers_mut().insert(VERSION_HEADER, version_header(latest));
+            r.headers_mut()
+                .insert(VERSION_HEADER, version_header(latest));
             r
         }
     }

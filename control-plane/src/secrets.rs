@@ -1,8 +1,8 @@
 //! Secret material: random tokens, SHA-256 digests of high-entropy secrets, argon2 password
 //! hashes, and constant-time comparisons.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
@@ -76,8 +76,7 @@ pub trait CertificateIssuer: Send + Sync {
     fn name(&self) -> &str;
 
     /// Issues a certificate for `domain`, valid for about `validity`.
-    async fn issue(&self, domain: &str, validity: Duration)
-    -> Result<IssuedCertificate, TlsError>;
+    async fn issue(&self, domain: &str, validity: Duration) -> Result<IssuedCertificate, TlsError>;
 }
 
 /// Something that publishes DNS records, for ACME `dns-01` challenges and app domains. No
@@ -149,7 +148,10 @@ impl InternalCa {
     pub fn generate() -> Result<InternalCa, TlsError> {
         let now = Utc::now();
         let key = KeyPair::generate().map_err(gen_err)?;
-        let mut params = ca_params(now - chrono::Duration::hours(1), now + chrono::Duration::days(3650));
+        let mut params = ca_params(
+            now - chrono::Duration::hours(1),
+            now + chrono::Duration::days(3650),
+        );
         params.serial_number = Some(random_serial());
         let cert = params.self_signed(&key).map_err(gen_err)?;
         let key_pem = key.serialize_pem();
@@ -214,8 +216,8 @@ impl InternalCa {
         if domain.is_empty() || domain.len() > 253 || domain.contains(char::is_whitespace) {
             return Err(invalid("expected a DNS name"));
         }
-        let mut params =
-            CertificateParams::new(vec![domain.to_string()]).map_err(|e| invalid(&e.to_string()))?;
+        let mut params = CertificateParams::new(vec![domain.to_string()])
+            .map_err(|e| invalid(&e.to_string()))?;
         params
             .distinguished_name
             .push(DnType::CommonName, domain.to_string());
@@ -248,11 +250,7 @@ impl CertificateIssuer for InternalCa {
         "internal-ca"
     }
 
-    async fn issue(
-        &self,
-        domain: &str,
-        validity: Duration,
-    ) -> Result<IssuedCertificate, TlsError> {
+    async fn issue(&self, domain: &str, validity: Duration) -> Result<IssuedCertificate, TlsError> {
         self.issue_now(domain, validity)
     }
 }
@@ -298,7 +296,8 @@ impl CertificateManager {
         domains: &[String],
     ) -> Result<(Vec<IssuedCertificate>, bool), crate::Error> {
         let renew_at = Utc::now()
-            + chrono::Duration::from_std(self.renew_before).unwrap_or_else(|_| chrono::Duration::days(30));
+            + chrono::Duration::from_std(self.renew_before)
+                .unwrap_or_else(|_| chrono::Duration::days(30));
         let mut out = Vec::with_capacity(domains.len());
         let mut issued_any = false;
         for domain in domains {
@@ -349,7 +348,8 @@ impl CertificateManager {
         domains: &[String],
     ) -> Result<Vec<IssuedCertificate>, crate::Error> {
         let renew_at = Utc::now()
-            + chrono::Duration::from_std(self.renew_before).unwrap_or_else(|_| chrono::Duration::days(30));
+            + chrono::Duration::from_std(self.renew_before)
+                .unwrap_or_else(|_| chrono::Duration::days(30));
         let mut out = Vec::with_capacity(domains.len());
         for domain in domains {
             let stored = certificate::Entity::find()
@@ -379,7 +379,8 @@ impl CertificateManager {
         domains: &[String],
     ) -> Result<bool, crate::Error> {
         let renew_at = Utc::now()
-            + chrono::Duration::from_std(self.renew_before).unwrap_or_else(|_| chrono::Duration::days(30));
+            + chrono::Duration::from_std(self.renew_before)
+                .unwrap_or_else(|_| chrono::Duration::days(30));
         for domain in domains {
             let valid = certificate::Entity::find()
                 .filter(certificate::Column::Kind.eq("leaf"))
@@ -408,7 +409,8 @@ mod tests {
         assert_eq!(leaf.cert_pem.matches("BEGIN CERTIFICATE").count(), 2);
         assert!(leaf.key_pem.contains("PRIVATE KEY"));
         assert!(leaf.not_after > Utc::now());
-        let again = InternalCa::from_pem(&ca.cert_pem, &ca.key_pem).unwrap_or_else(|e| panic!("{e}"));
+        let again =
+            InternalCa::from_pem(&ca.cert_pem, &ca.key_pem).unwrap_or_else(|e| panic!("{e}"));
         let wild = again
             .issue_now("*.preview.example.com", Duration::from_secs(86_400))
             .unwrap_or_else(|e| panic!("{e}"));

@@ -24,7 +24,17 @@ fn the_exported_schema_is_current() {
         committed == sdl,
         "control-plane/schema.graphql is out of date: run `PAVED_BLESS=1 cargo test -p paved-control-plane --test graphql_api` and commit it"
     );
-    for needle in ["planIntent", "applyIntent", "rollbackApp", "deleteApp", "createToken", "revokeToken", "appStatus", "gatewayRollout", "auditLog"] {
+    for needle in [
+        "planIntent",
+        "applyIntent",
+        "rollbackApp",
+        "deleteApp",
+        "createToken",
+        "revokeToken",
+        "appStatus",
+        "gatewayRollout",
+        "auditLog",
+    ] {
         assert!(sdl.contains(needle), "{needle}");
     }
 }
@@ -41,11 +51,41 @@ async fn deep_and_complex_queries_are_refused() {
     }
     deep.push_str("name");
     deep.push_str(&" }".repeat(25));
-    let v: Value = http.post(format!("{base}/graphql")).bearer_auth(&admin).json(&json!({"query": deep})).send().await.expect("send").json().await.expect("json");
-    assert!(v["errors"][0]["message"].as_str().expect("error").contains("nested too deep"), "{v}");
+    let v: Value = http
+        .post(format!("{base}/graphql"))
+        .bearer_auth(&admin)
+        .json(&json!({"query": deep}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .expect("error")
+            .contains("nested too deep"),
+        "{v}"
+    );
     let wide = "{ apps(first: 500) { nodes { versions(first: 500) { version text } } } }";
-    let v: Value = http.post(format!("{base}/graphql")).bearer_auth(&admin).json(&json!({"query": wide})).send().await.expect("send").json().await.expect("json");
-    assert!(v["errors"][0]["message"].as_str().expect("error").contains("too complex"), "{v}");
+    let v: Value = http
+        .post(format!("{base}/graphql"))
+        .bearer_auth(&admin)
+        .json(&json!({"query": wide}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .expect("error")
+            .contains("too complex"),
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,13 +94,27 @@ async fn graphiql_is_served_in_development_only() {
     let base = serve(&dev.cp).await;
     let r = reqwest::get(format!("{base}/graphql")).await.expect("get");
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.expect("html").to_lowercase().contains("graphiql"));
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .to_lowercase()
+            .contains("graphiql")
+    );
     let prod = env(Backend::Sqlite).await;
     let base = serve(&prod.cp).await;
-    assert_eq!(reqwest::get(format!("{base}/graphql")).await.expect("get").status(), 404);
+    assert_eq!(
+        reqwest::get(format!("{base}/graphql"))
+            .await
+            .expect("get")
+            .status(),
+        404
+    );
 }
 
-async fn next_json(ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin)) -> Value {
+async fn next_json(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> Value {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -80,14 +134,35 @@ async fn next_json(ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungste
 async fn app_status_subscription_streams_changes_over_graphql_transport_ws() {
     let t = env(Backend::Sqlite).await;
     let cp = t.cp.clone();
-    cp.apply_intent(&t.admin, &intent("alpha", "a", "alpha.example.com"), "paved.yaml").await.expect("apply");
+    cp.apply_intent(
+        &t.admin,
+        &intent("alpha", "a", "alpha.example.com"),
+        "paved.yaml",
+    )
+    .await
+    .expect("apply");
     let base = serve(&cp).await;
     let admin = token(&cp, &[Scope::Admin], &[], &[]).await;
-    let mut req = format!("{}/graphql/ws", base.replace("http://", "ws://")).into_client_request().expect("request");
-    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.expect("connect");
-    assert_eq!(resp.headers()["sec-websocket-protocol"], "graphql-transport-ws");
-    ws.send(Message::text(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {admin}")}}).to_string())).await.expect("init");
+    let mut req = format!("{}/graphql/ws", base.replace("http://", "ws://"))
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
+    assert_eq!(
+        resp.headers()["sec-websocket-protocol"],
+        "graphql-transport-ws"
+    );
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {admin}")}})
+            .to_string(),
+    ))
+    .await
+    .expect("init");
     assert_eq!(next_json(&mut ws).await["type"], "connection_ack");
     ws.send(Message::text(json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { appStatus(name: \"alpha\") { event currentVersion deleted rollout { snapshotVersion } } }"}}).to_string())).await.expect("subscribe");
     let first = next_json(&mut ws).await;
@@ -95,26 +170,55 @@ async fn app_status_subscription_streams_changes_over_graphql_transport_ws() {
     assert_eq!(first["payload"]["data"]["appStatus"]["event"], "current");
     assert_eq!(first["payload"]["data"]["appStatus"]["currentVersion"], 1);
 
-    let v2 = format!("{}waf: {{mode: detect}}\n", intent("alpha", "a", "alpha.example.com"));
-    let applied = cp.apply_intent(&t.admin, &v2, "paved.yaml").await.expect("apply v2");
+    let v2 = format!(
+        "{}waf: {{mode: detect}}\n",
+        intent("alpha", "a", "alpha.example.com")
+    );
+    let applied = cp
+        .apply_intent(&t.admin, &v2, "paved.yaml")
+        .await
+        .expect("apply v2");
     let update = next_json(&mut ws).await;
-    assert_eq!(update["payload"]["data"]["appStatus"]["event"], "app.apply", "{update}");
+    assert_eq!(
+        update["payload"]["data"]["appStatus"]["event"], "app.apply",
+        "{update}"
+    );
     assert_eq!(update["payload"]["data"]["appStatus"]["currentVersion"], 2);
-    assert_eq!(update["payload"]["data"]["appStatus"]["rollout"]["snapshotVersion"], applied.snapshot_version.expect("v"));
+    assert_eq!(
+        update["payload"]["data"]["appStatus"]["rollout"]["snapshotVersion"],
+        applied.snapshot_version.expect("v")
+    );
 
     cp.delete_app(&t.admin, "alpha").await.expect("delete");
     let gone = next_json(&mut ws).await;
-    assert_eq!(gone["payload"]["data"]["appStatus"]["deleted"], true, "{gone}");
+    assert_eq!(
+        gone["payload"]["data"]["appStatus"]["deleted"], true,
+        "{gone}"
+    );
 
     // Without credentials, the subscription is refused with UNAUTHENTICATED.
-    let mut req = format!("{}/graphql/ws", base.replace("http://", "ws://")).into_client_request().expect("request");
-    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("connect");
-    ws.send(Message::text(json!({"type": "connection_init"}).to_string())).await.expect("init");
+    let mut req = format!("{}/graphql/ws", base.replace("http://", "ws://"))
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
+    ws.send(Message::text(
+        json!({"type": "connection_init"}).to_string(),
+    ))
+    .await
+    .expect("init");
     assert_eq!(next_json(&mut ws).await["type"], "connection_ack");
     ws.send(Message::text(json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { gatewayRollout { event } }"}}).to_string())).await.expect("subscribe");
     let refused = next_json(&mut ws).await;
     // A resolver error of a subscription comes as a `next` with errors, then `complete`.
     assert_eq!(refused["type"], "next", "{refused}");
-    assert_eq!(refused["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
 }

@@ -17,7 +17,10 @@ use sha2::{Digest, Sha256};
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(Policy::none()).build().expect("client")
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
 }
 
 fn cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> {
@@ -55,7 +58,8 @@ fn verifier_and_challenge() -> (String, String) {
 fn verify_with_jwks(token: &str, jwks: &Value) -> Value {
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3);
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).expect("b64")).expect("json");
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).expect("b64")).expect("json");
     assert_eq!(header["alg"], "ES256");
     let key = jwks["keys"]
         .as_array()
@@ -63,8 +67,15 @@ fn verify_with_jwks(token: &str, jwks: &Value) -> Value {
         .iter()
         .find(|k| k["kid"] == header["kid"])
         .expect("the token's kid is in the JWKS");
-    assert_eq!((key["kty"].as_str(), key["crv"].as_str()), (Some("EC"), Some("P-256")));
-    let coord = |c: &str| URL_SAFE_NO_PAD.decode(key[c].as_str().expect("coord")).expect("b64");
+    assert_eq!(
+        (key["kty"].as_str(), key["crv"].as_str()),
+        (Some("EC"), Some("P-256"))
+    );
+    let coord = |c: &str| {
+        URL_SAFE_NO_PAD
+            .decode(key[c].as_str().expect("coord"))
+            .expect("b64")
+    };
     let (x, y) = (coord("x"), coord("y"));
     let point = p256::EncodedPoint::from_affine_coordinates(
         p256::FieldBytes::from_slice(&x),
@@ -97,7 +108,9 @@ async fn authorization_code_flow_with_pkce(backend: Backend) {
     let base_holder;
     let t = {
         // The issuer must be the address the test server listens on.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         base_holder = format!("http://{addr}");
         let base = base_holder.clone();
@@ -115,21 +128,65 @@ async fn authorization_code_flow_with_pkce(backend: Backend) {
     let http = client();
 
     // Discovery.
-    let disco: Value = http.get(format!("{base}/.well-known/openid-configuration")).send().await.expect("disco").json().await.expect("json");
+    let disco: Value = http
+        .get(format!("{base}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .expect("disco")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(disco["issuer"], base);
-    assert_eq!(disco["code_challenge_methods_supported"], serde_json::json!(["S256"]));
-    let jwks: Value = http.get(disco["jwks_uri"].as_str().expect("jwks_uri")).send().await.expect("jwks").json().await.expect("json");
-    let authorize = disco["authorization_endpoint"].as_str().expect("authorize").to_string();
+    assert_eq!(
+        disco["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    let jwks: Value = http
+        .get(disco["jwks_uri"].as_str().expect("jwks_uri"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    let authorize = disco["authorization_endpoint"]
+        .as_str()
+        .expect("authorize")
+        .to_string();
     let token_url = disco["token_endpoint"].as_str().expect("token").to_string();
 
     // Authorize without PKCE: refused back to the client.
-    let r = http.get(&authorize).query(&[("response_type", "code"), ("client_id", "demo-app"), ("redirect_uri", REDIRECT), ("scope", "openid"), ("state", "s0")]).send().await.expect("no pkce");
+    let r = http
+        .get(&authorize)
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "demo-app"),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("state", "s0"),
+        ])
+        .send()
+        .await
+        .expect("no pkce");
     assert_eq!(r.status(), 303);
     let loc = r.headers()["location"].to_str().expect("loc").to_string();
-    assert_eq!(query_param(&loc, "error").as_deref(), Some("invalid_request"));
+    assert_eq!(
+        query_param(&loc, "error").as_deref(),
+        Some("invalid_request")
+    );
     assert_eq!(query_param(&loc, "state").as_deref(), Some("s0"));
     // An unregistered redirect URI is never redirected to.
-    let r = http.get(&authorize).query(&[("response_type", "code"), ("client_id", "demo-app"), ("redirect_uri", "http://evil.example/cb"), ("scope", "openid")]).send().await.expect("evil");
+    let r = http
+        .get(&authorize)
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "demo-app"),
+            ("redirect_uri", "http://evil.example/cb"),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .expect("evil");
     assert_eq!(r.status(), 400);
 
     // The login form.
@@ -144,29 +201,66 @@ async fn authorization_code_flow_with_pkce(backend: Backend) {
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
     ];
-    let r = http.get(&authorize).query(&params).send().await.expect("form");
+    let r = http
+        .get(&authorize)
+        .query(&params)
+        .send()
+        .await
+        .expect("form");
     assert_eq!(r.status(), 200);
     let csrf_cookie = cookie_value(&r, "paved_op_csrf").expect("csrf cookie");
     let html = r.text().await.expect("html");
     assert!(html.contains("<form method=\"post\" action=\"/authorize\">"));
     let csrf = hidden(&html, "csrf").expect("csrf field");
-    let mut form: Vec<(String, String)> = ["response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method"]
-        .iter()
-        .map(|k| (k.to_string(), hidden(&html, k).unwrap_or_default()))
-        .collect();
+    let mut form: Vec<(String, String)> = [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), hidden(&html, k).unwrap_or_default()))
+    .collect();
     form.push(("csrf".into(), csrf));
 
     // A wrong password shows the form again; a post without the cookie is refused.
     let mut wrong = form.clone();
-    wrong.extend([("username".into(), "ann".into()), ("password".into(), "nope".into())]);
-    let r = http.post(&authorize).header("cookie", format!("paved_op_csrf={csrf_cookie}")).form(&wrong).send().await.expect("wrong");
+    wrong.extend([
+        ("username".into(), "ann".into()),
+        ("password".into(), "nope".into()),
+    ]);
+    let r = http
+        .post(&authorize)
+        .header("cookie", format!("paved_op_csrf={csrf_cookie}"))
+        .form(&wrong)
+        .send()
+        .await
+        .expect("wrong");
     assert_eq!(r.status(), 401);
     let mut good = form.clone();
-    good.extend([("username".into(), "ann".into()), ("password".into(), "correct horse battery".into())]);
-    let r = http.post(&authorize).form(&good).send().await.expect("no cookie");
+    good.extend([
+        ("username".into(), "ann".into()),
+        ("password".into(), "correct horse battery".into()),
+    ]);
+    let r = http
+        .post(&authorize)
+        .form(&good)
+        .send()
+        .await
+        .expect("no cookie");
     assert_eq!(r.status(), 400);
 
-    let r = http.post(&authorize).header("cookie", format!("paved_op_csrf={csrf_cookie}")).form(&good).send().await.expect("login");
+    let r = http
+        .post(&authorize)
+        .header("cookie", format!("paved_op_csrf={csrf_cookie}"))
+        .form(&good)
+        .send()
+        .await
+        .expect("login");
     assert_eq!(r.status(), 303);
     let session = cookie_value(&r, "paved_op_session").expect("session cookie");
     let loc = r.headers()["location"].to_str().expect("loc").to_string();
@@ -183,13 +277,29 @@ async fn authorization_code_flow_with_pkce(backend: Backend) {
         async move {
             http.post(&token_url)
                 .basic_auth("demo-app", Some(secret))
-                .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT), ("code_verifier", verifier.as_str())])
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", verifier.as_str()),
+                ])
                 .send()
                 .await
                 .expect("token")
         }
     };
-    let r = http.post(&token_url).form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT), ("code_verifier", verifier.as_str()), ("client_id", "demo-app")]).send().await.expect("no secret");
+    let r = http
+        .post(&token_url)
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier.as_str()),
+            ("client_id", "demo-app"),
+        ])
+        .send()
+        .await
+        .expect("no secret");
     assert_eq!(r.status(), 401, "a confidential client must authenticate");
     let r = exchange(code.clone(), verifier.clone()).await;
     assert_eq!(r.status(), 200);
@@ -210,13 +320,29 @@ async fn authorization_code_flow_with_pkce(backend: Backend) {
     // The code is single use.
     let r = exchange(code.clone(), verifier.clone()).await;
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.expect("json")["error"], "invalid_grant");
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "invalid_grant"
+    );
 
     // Userinfo.
-    let info: Value = http.get(format!("{base}/userinfo")).bearer_auth(access).send().await.expect("userinfo").json().await.expect("json");
+    let info: Value = http
+        .get(format!("{base}/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("userinfo")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(info["sub"], claims["sub"]);
     assert_eq!(info["preferred_username"], "ann");
-    let r = http.get(format!("{base}/userinfo")).bearer_auth("not-a-token").send().await.expect("userinfo");
+    let r = http
+        .get(format!("{base}/userinfo"))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .expect("userinfo");
     assert_eq!(r.status(), 401);
 
     // Single sign-on: with the session cookie, authorize answers with a code at once; a wrong
@@ -224,12 +350,21 @@ async fn authorization_code_flow_with_pkce(backend: Backend) {
     let (_, challenge2) = verifier_and_challenge();
     let mut params2 = params.to_vec();
     params2[6] = ("code_challenge", challenge2.as_str());
-    let r = http.get(&authorize).query(&params2).header("cookie", format!("paved_op_session={session}")).send().await.expect("sso");
+    let r = http
+        .get(&authorize)
+        .query(&params2)
+        .header("cookie", format!("paved_op_session={session}"))
+        .send()
+        .await
+        .expect("sso");
     assert_eq!(r.status(), 303);
     let code2 = query_param(r.headers()["location"].to_str().expect("loc"), "code").expect("code");
     let r = exchange(code2, verifier.clone()).await;
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.expect("json")["error"], "invalid_grant");
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "invalid_grant"
+    );
 }
 
 async fn ui_access_tokens_authenticate_people_on_the_api(backend: Backend) {
@@ -240,18 +375,49 @@ async fn ui_access_tokens_authenticate_people_on_the_api(backend: Backend) {
     let base = serve(cp).await;
     let http = client();
     let (verifier, challenge) = verifier_and_challenge();
-    let params = [("response_type", "code"), ("client_id", "paved-ui"), ("redirect_uri", REDIRECT), ("scope", "openid"), ("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")];
-    let r = http.get(format!("{base}/authorize")).query(&params).send().await.expect("form");
+    let params = [
+        ("response_type", "code"),
+        ("client_id", "paved-ui"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let r = http
+        .get(format!("{base}/authorize"))
+        .query(&params)
+        .send()
+        .await
+        .expect("form");
     let csrf_cookie = cookie_value(&r, "paved_op_csrf").expect("cookie");
     let html = r.text().await.expect("html");
-    let mut form: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    form.extend([("csrf".into(), hidden(&html, "csrf").expect("csrf")), ("username".into(), "ann".into()), ("password".into(), "correct horse battery".into())]);
-    let r = http.post(format!("{base}/authorize")).header("cookie", format!("paved_op_csrf={csrf_cookie}")).form(&form).send().await.expect("login");
+    let mut form: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    form.extend([
+        ("csrf".into(), hidden(&html, "csrf").expect("csrf")),
+        ("username".into(), "ann".into()),
+        ("password".into(), "correct horse battery".into()),
+    ]);
+    let r = http
+        .post(format!("{base}/authorize"))
+        .header("cookie", format!("paved_op_csrf={csrf_cookie}"))
+        .form(&form)
+        .send()
+        .await
+        .expect("login");
     let code = query_param(r.headers()["location"].to_str().expect("loc"), "code").expect("code");
     // A public client: PKCE alone.
     let tokens: Value = http
         .post(format!("{base}/token"))
-        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT), ("client_id", "paved-ui"), ("code_verifier", verifier.as_str())])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "paved-ui"),
+            ("code_verifier", verifier.as_str()),
+        ])
         .send()
         .await
         .expect("token")
@@ -269,15 +435,24 @@ async fn ui_access_tokens_authenticate_people_on_the_api(backend: Backend) {
         .json()
         .await
         .expect("json");
-    assert_eq!(v["data"]["me"], serde_json::json!({"name": "ann", "kind": "PERSON", "role": "app-owner", "teams": ["team-a"]}));
+    assert_eq!(
+        v["data"]["me"],
+        serde_json::json!({"name": "ann", "kind": "PERSON", "role": "app-owner", "teams": ["team-a"]})
+    );
 }
 
 async fn the_signing_key_survives_a_restart(backend: Backend) {
     let t = env(backend).await;
     let kid = t.cp.keys().kid().to_string();
-    let again = ControlPlane::start(t.config.clone()).await.expect("restart");
+    let again = ControlPlane::start(t.config.clone())
+        .await
+        .expect("restart");
     assert_eq!(again.keys().kid(), kid);
-    assert_eq!(again.ca_certificate_pem(), t.cp.ca_certificate_pem(), "the CA survives too");
+    assert_eq!(
+        again.ca_certificate_pem(),
+        t.cp.ca_certificate_pem(),
+        "the CA survives too"
+    );
 }
 
 on_both_backends!(

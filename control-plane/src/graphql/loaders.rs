@@ -15,7 +15,10 @@ impl Loader<i64> for IntentVersionLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
-        self.0.intent_versions_by_id(keys).await.map_err(super::to_gql)
+        self.0
+            .intent_versions_by_id(keys)
+            .await
+            .map_err(super::to_gql)
     }
 }
 

@@ -61,9 +61,7 @@ pub fn to_gql(e: Error) -> async_graphql::Error {
     let has_diagnostics = !e.diagnostics().is_empty();
     async_graphql::Error::new(e.public_message()).extend_with(move |_, ext| {
         ext.set("code", code);
-        if has_diagnostics
-            && let Ok(v) = async_graphql::Value::from_json(diagnostics.clone())
-        {
+        if has_diagnostics && let Ok(v) = async_graphql::Value::from_json(diagnostics.clone()) {
             ext.set("diagnostics", v);
         }
     })
@@ -74,8 +72,14 @@ pub fn request_data(cp: &ControlPlane, auth: RequestAuth) -> Data {
     let mut data = Data::default();
     data.insert(cp.clone());
     data.insert(auth);
-    data.insert(DataLoader::new(IntentVersionLoader(cp.clone()), tokio::spawn));
-    data.insert(DataLoader::new(VersionCountLoader(cp.clone()), tokio::spawn));
+    data.insert(DataLoader::new(
+        IntentVersionLoader(cp.clone()),
+        tokio::spawn,
+    ));
+    data.insert(DataLoader::new(
+        VersionCountLoader(cp.clone()),
+        tokio::spawn,
+    ));
     data
 }
 
@@ -128,7 +132,11 @@ async fn graphql_post(
 
 async fn graphiql(State(state): State<GqlState>) -> Response {
     if !state.cp.config().development {
-        return (StatusCode::NOT_FOUND, "GraphiQL is served in development mode only; POST queries to /graphql").into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            "GraphiQL is served in development mode only; POST queries to /graphql",
+        )
+            .into_response();
     }
     Html(
         GraphiQLSource::build()

@@ -6,9 +6,9 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::types::*;
 use super::{RequestAuth, to_gql};
+use crate::Error;
 use crate::auth::{Access, Principal};
 use crate::services::{AuditFilter, ControlPlane, Event, NewToken, Page};
-use crate::Error;
 
 /// The control plane and the authenticated caller, or `UNAUTHENTICATED`.
 pub(crate) fn caller(ctx: &Context<'_>) -> Result<(ControlPlane, Principal)> {
@@ -57,7 +57,9 @@ impl QueryRoot {
     async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
         let (_, who) = caller(ctx)?;
         let (role, teams, scopes) = match &who.access {
-            Access::Person { role, teams, .. } => (Some(role.as_str().to_string()), teams.clone(), vec![]),
+            Access::Person { role, teams, .. } => {
+                (Some(role.as_str().to_string()), teams.clone(), vec![])
+            }
             Access::Token { scopes, teams, .. } => (
                 None,
                 teams.clone(),
@@ -85,7 +87,12 @@ impl QueryRoot {
     ) -> Result<AppConnection> {
         let (cp, who) = caller(ctx)?;
         let page = cp
-            .list_apps(&who, &filter.unwrap_or_default().into(), first_arg(first), after.as_deref())
+            .list_apps(
+                &who,
+                &filter.unwrap_or_default().into(),
+                first_arg(first),
+                after.as_deref(),
+            )
             .await
             .map_err(to_gql)?;
         Ok(AppConnection {
@@ -104,7 +111,10 @@ impl QueryRoot {
     /// Differences between two versions of an app's intent.
     async fn diff(&self, ctx: &Context<'_>, app: String, from: i32, to: i32) -> Result<DiffObject> {
         let (cp, who) = caller(ctx)?;
-        let d = cp.diff_versions(&who, &app, from, to).await.map_err(to_gql)?;
+        let d = cp
+            .diff_versions(&who, &app, from, to)
+            .await
+            .map_err(to_gql)?;
         Ok(DiffObject {
             app: d.app,
             from: d.from,
@@ -178,7 +188,8 @@ impl MutationRoot {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The paved.yaml text.")] yaml: String,
-        #[graphql(desc = "Its file name, for error positions (default paved.yaml).")] source: Option<String>,
+        #[graphql(desc = "Its file name, for error positions (default paved.yaml).")]
+        source: Option<String>,
     ) -> Result<PlanObject> {
         let (cp, who) = caller(ctx)?;
         let p = cp
@@ -201,7 +212,8 @@ impl MutationRoot {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The paved.yaml text.")] yaml: String,
-        #[graphql(desc = "Its file name, for error positions (default paved.yaml).")] source: Option<String>,
+        #[graphql(desc = "Its file name, for error positions (default paved.yaml).")]
+        source: Option<String>,
     ) -> Result<ApplyResult> {
         let (cp, who) = caller(ctx)?;
         let a = cp
@@ -217,9 +229,17 @@ impl MutationRoot {
     }
 
     /// Makes an earlier version's content current again (as a new version).
-    async fn rollback_app(&self, ctx: &Context<'_>, name: String, version: i32) -> Result<ApplyResult> {
+    async fn rollback_app(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        version: i32,
+    ) -> Result<ApplyResult> {
         let (cp, who) = caller(ctx)?;
-        let a = cp.rollback_app(&who, &name, version).await.map_err(to_gql)?;
+        let a = cp
+            .rollback_app(&who, &name, version)
+            .await
+            .map_err(to_gql)?;
         Ok(ApplyResult {
             app: AppObject(a.app),
             version: IntentVersionObject(a.version),
@@ -239,7 +259,11 @@ impl MutationRoot {
     }
 
     /// Creates an API token; its secret is in the result and never shown again.
-    async fn create_token(&self, ctx: &Context<'_>, input: CreateTokenInput) -> Result<CreatedTokenObject> {
+    async fn create_token(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTokenInput,
+    ) -> Result<CreatedTokenObject> {
         let (cp, who) = caller(ctx)?;
         let created = cp
             .create_token(
@@ -264,14 +288,22 @@ impl MutationRoot {
     async fn revoke_token(&self, ctx: &Context<'_>, id: ID) -> Result<ApiTokenObject> {
         let (cp, who) = caller(ctx)?;
         let id = parse_id(&id)?;
-        cp.revoke_token(&who, id).await.map(ApiTokenObject).map_err(to_gql)
+        cp.revoke_token(&who, id)
+            .await
+            .map(ApiTokenObject)
+            .map_err(to_gql)
     }
 }
 
 /// Subscriptions (graphql-transport-ws at `/graphql/ws`).
 pub struct SubscriptionRoot;
 
-async fn app_status(cp: &ControlPlane, who: &Principal, name: &str, event: &str) -> Option<AppStatusEvent> {
+async fn app_status(
+    cp: &ControlPlane,
+    who: &Principal,
+    name: &str,
+    event: &str,
+) -> Option<AppStatusEvent> {
     let a = match cp.get_app(who, name).await {
         Ok(a) => Some(a),
         Err(Error::NotFound(_)) => None,
@@ -295,7 +327,11 @@ async fn app_status(cp: &ControlPlane, who: &Principal, name: &str, event: &str)
 impl SubscriptionRoot {
     /// The status of one app: first its current status, then one event per change of the app
     /// and per gateway report.
-    async fn app_status(&self, ctx: &Context<'_>, name: String) -> Result<impl Stream<Item = AppStatusEvent> + use<>> {
+    async fn app_status(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> Result<impl Stream<Item = AppStatusEvent> + use<>> {
         let (cp, who) = caller(ctx)?;
         // Subscribe before reading the current state, so that no change falls in between.
         let events = BroadcastStream::new(cp.subscribe_events());
@@ -320,7 +356,10 @@ impl SubscriptionRoot {
 
     /// The gateways' roll-out: first the current state, then one event per published snapshot
     /// and per gateway report.
-    async fn gateway_rollout(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = RolloutEvent> + use<>> {
+    async fn gateway_rollout(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = RolloutEvent> + use<>> {
         let (cp, who) = caller(ctx)?;
         crate::services::require_reader(&who).map_err(to_gql)?;
         let events = BroadcastStream::new(cp.subscribe_events());
@@ -339,7 +378,12 @@ impl SubscriptionRoot {
             match ev {
                 None => {}
                 Some(Event::SnapshotPublished { .. }) => out.event = "snapshot.published".into(),
-                Some(Event::GatewayReported { gateway_id, version, ok, error }) => {
+                Some(Event::GatewayReported {
+                    gateway_id,
+                    version,
+                    ok,
+                    error,
+                }) => {
                     out.event = "gateway.report".into();
                     out.gateway_id = Some(gateway_id);
                     out.reported_version = Some(version);

@@ -161,7 +161,12 @@ impl AppObject {
     ) -> Result<Vec<IntentVersionObject>> {
         let (cp, who) = super::roots::caller(ctx)?;
         Ok(cp
-            .intent_versions(&who, &self.0.name, Some(i64::from(first.unwrap_or(20))), before)
+            .intent_versions(
+                &who,
+                &self.0.name,
+                Some(i64::from(first.unwrap_or(20))),
+                before,
+            )
             .await
             .map_err(to_gql)?
             .into_iter()
@@ -199,7 +204,8 @@ pub struct Rollout {
 pub(crate) async fn rollout(cp: &ControlPlane, version: Option<i64>) -> crate::Result<Rollout> {
     let gateways = cp.list_gateways(&crate::Principal::system()).await?;
     let v = version.unwrap_or(i64::MAX);
-    let count = |f: &dyn Fn(&gateway::Model) -> bool| gateways.iter().filter(|g| f(g)).count() as i32;
+    let count =
+        |f: &dyn Fn(&gateway::Model) -> bool| gateways.iter().filter(|g| f(g)).count() as i32;
     Ok(Rollout {
         snapshot_version: version,
         gateways_total: gateways.len() as i32,
@@ -527,7 +533,11 @@ impl ApiTokenObject {
     }
     /// Scopes.
     async fn scopes(&self) -> Vec<GqlScope> {
-        self.0.scope_list().into_iter().map(GqlScope::from).collect()
+        self.0
+            .scope_list()
+            .into_iter()
+            .map(GqlScope::from)
+            .collect()
     }
     /// Apps it is limited to.
     async fn apps(&self) -> Vec<String> {

@@ -43,7 +43,9 @@ pub struct KeySet {
 
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeySet").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("KeySet")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -133,9 +135,8 @@ impl KeySet {
     /// The public keys as a JWK Set.
     pub fn jwks(&self) -> Value {
         let point = self.verifying.to_encoded_point(false);
-        let coord = |c: Option<&p256::FieldBytes>| {
-            c.map(|b| URL_SAFE_NO_PAD.encode(b)).unwrap_or_default()
-        };
+        let coord =
+            |c: Option<&p256::FieldBytes>| c.map(|b| URL_SAFE_NO_PAD.encode(b)).unwrap_or_default();
         serde_json::json!({
             "keys": [{
                 "kty": "EC",
@@ -169,12 +170,15 @@ impl KeySet {
     /// issuer, audience, type and expiry).
     pub fn verify(&self, token: &str) -> Result<(Value, Value), JwtError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(JwtError::Malformed);
         };
         let json = |part: &str| -> Result<Value, JwtError> {
-            let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtError::Malformed)?;
+            let bytes = URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| JwtError::Malformed)?;
             serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
         };
         let header = json(h)?;
@@ -215,10 +219,13 @@ mod tests {
     #[test]
     fn sign_verify_and_pem_round_trip() {
         let k = KeySet::generate();
-        let t = k.sign("JWT", &serde_json::json!({"sub": "1"})).unwrap_or_default();
+        let t = k
+            .sign("JWT", &serde_json::json!({"sub": "1"}))
+            .unwrap_or_default();
         let (_, claims) = k.verify(&t).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(claims["sub"], "1");
-        let again = KeySet::from_pem(&k.to_pem().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        let again =
+            KeySet::from_pem(&k.to_pem().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(again.kid(), k.kid());
         assert!(again.verify(&t).is_ok());
         let mut bad = t.clone();

@@ -203,7 +203,10 @@ impl AuthorizeError {
                 error,
                 description,
             } => {
-                let mut pairs = vec![("error", error), ("error_description", description.as_str())];
+                let mut pairs = vec![
+                    ("error", error),
+                    ("error_description", description.as_str()),
+                ];
                 if let Some(s) = state.as_deref() {
                     pairs.push(("state", s));
                 }
@@ -225,7 +228,13 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn set_cookie(cp: &ControlPlane, name: &str, value: &str, path: &str, max_age: Duration) -> HeaderValue {
+fn set_cookie(
+    cp: &ControlPlane,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Duration,
+) -> HeaderValue {
     let secure = if cp.config().issuer().starts_with("https://") {
         "; Secure"
     } else {
@@ -240,12 +249,14 @@ fn set_cookie(cp: &ControlPlane, name: &str, value: &str, path: &str, max_age: D
 
 fn valid_pkce(s: &str) -> bool {
     (43..=128).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
-async fn validate(cp: &ControlPlane, p: &AuthorizeParams) -> std::result::Result<AuthRequest, AuthorizeError> {
+async fn validate(
+    cp: &ControlPlane,
+    p: &AuthorizeParams,
+) -> std::result::Result<AuthRequest, AuthorizeError> {
     let bad_page = |m: &str| AuthorizeError::Page(StatusCode::BAD_REQUEST, m.to_string());
     let client_id = p
         .client_id
@@ -270,7 +281,9 @@ async fn validate(cp: &ControlPlane, p: &AuthorizeParams) -> std::result::Result
         .iter()
         .any(|r| redirect_uri_matches(r, redirect_uri))
     {
-        return Err(bad_page("The redirect_uri is not registered for this client."));
+        return Err(bad_page(
+            "The redirect_uri is not registered for this client.",
+        ));
     }
     let state = p.state.clone().filter(|s| !s.is_empty());
     let fail = |error: &'static str, description: &str| AuthorizeError::Redirect {
@@ -279,11 +292,19 @@ async fn validate(cp: &ControlPlane, p: &AuthorizeParams) -> std::result::Result
         error,
         description: description.to_string(),
     };
-    if state.as_ref().is_some_and(|s| s.len() > 1024) || p.nonce.as_ref().is_some_and(|s| s.len() > 1024) {
-        return Err(fail("invalid_request", "state and nonce are at most 1024 characters"));
+    if state.as_ref().is_some_and(|s| s.len() > 1024)
+        || p.nonce.as_ref().is_some_and(|s| s.len() > 1024)
+    {
+        return Err(fail(
+            "invalid_request",
+            "state and nonce are at most 1024 characters",
+        ));
     }
     if p.response_type.as_deref() != Some("code") {
-        return Err(fail("unsupported_response_type", "only response_type=code is supported"));
+        return Err(fail(
+            "unsupported_response_type",
+            "only response_type=code is supported",
+        ));
     }
     let scope = p.scope.clone().unwrap_or_default();
     if !scope.split(' ').any(|s| s == "openid") {
@@ -295,10 +316,16 @@ async fn validate(cp: &ControlPlane, p: &AuthorizeParams) -> std::result::Result
         .collect::<Vec<_>>()
         .join(" ");
     let Some(challenge) = p.code_challenge.as_deref() else {
-        return Err(fail("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256"));
+        return Err(fail(
+            "invalid_request",
+            "PKCE is required: send code_challenge with code_challenge_method=S256",
+        ));
     };
     if p.code_challenge_method.as_deref() != Some("S256") {
-        return Err(fail("invalid_request", "code_challenge_method must be S256"));
+        return Err(fail(
+            "invalid_request",
+            "code_challenge_method must be S256",
+        ));
     }
     if !valid_pkce(challenge) {
         return Err(fail("invalid_request", "code_challenge is malformed"));
@@ -350,18 +377,32 @@ fn login_form(req: &AuthRequest, csrf: &str, error: Option<&str>) -> String {
     )
 }
 
-fn show_login(cp: &ControlPlane, req: &AuthRequest, status: StatusCode, error: Option<&str>) -> Response {
+fn show_login(
+    cp: &ControlPlane,
+    req: &AuthRequest,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
     let csrf = random_token(24);
     let mut r = page(status, "Sign in", &login_form(req, &csrf, error));
     r.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(cp, CSRF_COOKIE, &csrf, "/authorize", Duration::from_secs(1800)),
+        set_cookie(
+            cp,
+            CSRF_COOKIE,
+            &csrf,
+            "/authorize",
+            Duration::from_secs(1800),
+        ),
     );
     r
 }
 
 /// The user of a valid sign-in session cookie.
-async fn session_user(cp: &ControlPlane, headers: &HeaderMap) -> Result<Option<(user::Model, DateTime<Utc>)>> {
+async fn session_user(
+    cp: &ControlPlane,
+    headers: &HeaderMap,
+) -> Result<Option<(user::Model, DateTime<Utc>)>> {
     let Some(value) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
@@ -381,7 +422,12 @@ async fn session_user(cp: &ControlPlane, headers: &HeaderMap) -> Result<Option<(
         .map(|u| (u, s.auth_time)))
 }
 
-async fn issue_code(cp: &ControlPlane, req: &AuthRequest, user: &user::Model, auth_time: DateTime<Utc>) -> Result<Response> {
+async fn issue_code(
+    cp: &ControlPlane,
+    req: &AuthRequest,
+    user: &user::Model,
+    auth_time: DateTime<Utc>,
+) -> Result<Response> {
     let code = random_token(32);
     let now = Utc::now();
     let db = cp.store().db();
@@ -399,7 +445,9 @@ async fn issue_code(cp: &ControlPlane, req: &AuthRequest, user: &user::Model, au
         nonce: Set(req.nonce.clone()),
         code_challenge: Set(req.code_challenge.clone()),
         auth_time: Set(auth_time),
-        expires_at: Set(now + chrono::Duration::from_std(cp.config().oidc.code_ttl).unwrap_or_else(|_| chrono::Duration::seconds(60))),
+        expires_at: Set(now
+            + chrono::Duration::from_std(cp.config().oidc.code_ttl)
+                .unwrap_or_else(|_| chrono::Duration::seconds(60))),
     }
     .insert(db)
     .await?;
@@ -415,7 +463,11 @@ async fn issue_code(cp: &ControlPlane, req: &AuthRequest, user: &user::Model, au
 
 fn internal(e: Error) -> Response {
     e.log_if_internal();
-    page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in error", "<p class=\"error\">Internal error.</p>")
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Sign-in error",
+        "<p class=\"error\">Internal error.</p>",
+    )
 }
 
 async fn authorize_get(
@@ -434,7 +486,9 @@ async fn authorize_get(
     };
     match (session, req.prompt.as_deref()) {
         (Some((user, auth_time)), p) if p != Some("login") => {
-            issue_code(&cp, &req, &user, auth_time).await.unwrap_or_else(internal)
+            issue_code(&cp, &req, &user, auth_time)
+                .await
+                .unwrap_or_else(internal)
         }
         (None, Some("none")) => AuthorizeError::Redirect {
             redirect_uri: req.redirect_uri.clone(),
@@ -463,18 +517,39 @@ async fn authorize_post(
         _ => false,
     };
     if !csrf_ok {
-        return show_login(&cp, &req, StatusCode::BAD_REQUEST, Some("The form expired. Please sign in again."));
+        return show_login(
+            &cp,
+            &req,
+            StatusCode::BAD_REQUEST,
+            Some("The form expired. Please sign in again."),
+        );
     }
-    let (Some(username), Some(password)) = (params.username.as_deref(), params.password.as_deref()) else {
-        return show_login(&cp, &req, StatusCode::BAD_REQUEST, Some("Enter a user name and a password."));
+    let (Some(username), Some(password)) = (params.username.as_deref(), params.password.as_deref())
+    else {
+        return show_login(
+            &cp,
+            &req,
+            StatusCode::BAD_REQUEST,
+            Some("Enter a user name and a password."),
+        );
     };
     if username.len() > 255 || password.len() > 1024 {
-        return show_login(&cp, &req, StatusCode::BAD_REQUEST, Some("Wrong user name or password."));
+        return show_login(
+            &cp,
+            &req,
+            StatusCode::BAD_REQUEST,
+            Some("Wrong user name or password."),
+        );
     }
     let user = match cp.authenticate_password(username, password).await {
         Ok(Some(u)) => u,
         Ok(None) => {
-            return show_login(&cp, &req, StatusCode::UNAUTHORIZED, Some("Wrong user name or password."));
+            return show_login(
+                &cp,
+                &req,
+                StatusCode::UNAUTHORIZED,
+                Some("Wrong user name or password."),
+            );
         }
         Err(e) => return internal(e),
     };
@@ -485,7 +560,9 @@ async fn authorize_post(
         id_hash: Set(sha256_hex(session.as_bytes())),
         user_id: Set(user.id),
         auth_time: Set(now),
-        expires_at: Set(now + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::hours(8))),
+        expires_at: Set(
+            now + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::hours(8))
+        ),
     }
     .insert(cp.store().db())
     .await;
@@ -496,8 +573,10 @@ async fn authorize_post(
         Ok(r) => r,
         Err(e) => return internal(e),
     };
-    r.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(&cp, SESSION_COOKIE, &session, "/", ttl));
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&cp, SESSION_COOKIE, &session, "/", ttl),
+    );
     r.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(&cp, CSRF_COOKIE, "", "/authorize", Duration::ZERO),
@@ -517,7 +596,11 @@ pub struct TokenForm {
 }
 
 fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
-    let mut r = (status, Json(json!({"error": error, "error_description": description}))).into_response();
+    let mut r = (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if status == StatusCode::UNAUTHORIZED {
@@ -538,8 +621,13 @@ fn percent_decode(s: &str) -> String {
 
 /// Client credentials from `Authorization: Basic` (RFC 6749 §2.3.1: form-encoded id and
 /// secret) or the form.
-fn client_credentials(headers: &HeaderMap, form: &TokenForm) -> std::result::Result<(String, Option<String>), ()> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &TokenForm,
+) -> std::result::Result<(String, Option<String>), ()> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
         && let Some(b64) = value.strip_prefix("Basic ")
     {
         let decoded = STANDARD.decode(b64.trim()).map_err(|_| ())?;
@@ -555,41 +643,73 @@ fn client_credentials(headers: &HeaderMap, form: &TokenForm) -> std::result::Res
     Ok((id, form.client_secret.clone()))
 }
 
-async fn token(State(cp): State<ControlPlane>, headers: HeaderMap, Form(form): Form<TokenForm>) -> Response {
+async fn token(
+    State(cp): State<ControlPlane>,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Response {
     match exchange(&cp, &headers, &form).await {
         Ok(r) => r,
         Err(e) => {
             e.log_if_internal();
-            token_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+            token_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            )
         }
     }
 }
 
 async fn exchange(cp: &ControlPlane, headers: &HeaderMap, form: &TokenForm) -> Result<Response> {
     if form.grant_type.as_deref() != Some("authorization_code") {
-        return Ok(token_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "only authorization_code is supported"));
+        return Ok(token_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only authorization_code is supported",
+        ));
     }
     let Ok((client_id, secret)) = client_credentials(headers, form) else {
-        return Ok(token_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed"));
+        return Ok(token_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        ));
     };
     let Some(client) = cp.find_client(&client_id).await? else {
-        return Ok(token_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed"));
+        return Ok(token_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        ));
     };
     if let Some(expected) = &client.secret_hash {
         let presented = secret.as_deref().map(|s| sha256_hex(s.as_bytes()));
         let ok = presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes()));
         if !ok {
             tracing::warn!(client = %client_id, "token request with a wrong client secret");
-            return Ok(token_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed"));
+            return Ok(token_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed",
+            ));
         }
     }
     let Some(code) = form.code.as_deref().filter(|c| c.len() <= 256) else {
-        return Ok(token_error(StatusCode::BAD_REQUEST, "invalid_request", "code is required"));
+        return Ok(token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "code is required",
+        ));
     };
     let hash = sha256_hex(code.as_bytes());
     let db = cp.store().db();
     let Some(stored) = oidc_code::Entity::find_by_id(hash.clone()).one(db).await? else {
-        return Ok(token_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown, used or expired code"));
+        return Ok(token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "unknown, used or expired code",
+        ));
     };
     // Single use: whoever deletes the row owns the code, even if two exchanges race.
     let deleted = oidc_code::Entity::delete_many()
@@ -597,22 +717,46 @@ async fn exchange(cp: &ControlPlane, headers: &HeaderMap, form: &TokenForm) -> R
         .exec(db)
         .await?;
     if deleted.rows_affected != 1 {
-        return Ok(token_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown, used or expired code"));
+        return Ok(token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "unknown, used or expired code",
+        ));
     }
     if stored.client_id != client.client_id || stored.expires_at <= Utc::now() {
-        return Ok(token_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown, used or expired code"));
+        return Ok(token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "unknown, used or expired code",
+        ));
     }
     if form.redirect_uri.as_deref() != Some(stored.redirect_uri.as_str()) {
-        return Ok(token_error(StatusCode::BAD_REQUEST, "invalid_grant", "redirect_uri does not match the authorization request"));
+        return Ok(token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "redirect_uri does not match the authorization request",
+        ));
     }
     let verifier_ok = form.code_verifier.as_deref().is_some_and(|v| {
-        valid_pkce(v) && constant_time_eq(sha256_b64url(v.as_bytes()).as_bytes(), stored.code_challenge.as_bytes())
+        valid_pkce(v)
+            && constant_time_eq(
+                sha256_b64url(v.as_bytes()).as_bytes(),
+                stored.code_challenge.as_bytes(),
+            )
     });
     if !verifier_ok {
-        return Ok(token_error(StatusCode::BAD_REQUEST, "invalid_grant", "code_verifier does not match the code_challenge"));
+        return Ok(token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "code_verifier does not match the code_challenge",
+        ));
     }
     let Some(user) = cp.find_user(stored.user_id).await?.filter(|u| !u.disabled) else {
-        return Ok(token_error(StatusCode::BAD_REQUEST, "invalid_grant", "the user is gone"));
+        return Ok(token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the user is gone",
+        ));
     };
     let issuer = cp.config().issuer();
     let now = Utc::now().timestamp();
@@ -665,7 +809,11 @@ async fn exchange(cp: &ControlPlane, headers: &HeaderMap, form: &TokenForm) -> R
 fn add_profile_claims(claims: &mut Value, user: &user::Model, scopes: &[&str]) {
     if scopes.contains(&"profile") {
         claims["preferred_username"] = json!(user.username);
-        claims["name"] = json!(user.display_name.clone().unwrap_or_else(|| user.username.clone()));
+        claims["name"] = json!(
+            user.display_name
+                .clone()
+                .unwrap_or_else(|| user.username.clone())
+        );
     }
     if scopes.contains(&"email")
         && let Some(e) = &user.email
@@ -697,7 +845,8 @@ pub fn verify_access_token(cp: &ControlPlane, token: &str) -> std::result::Resul
 /// The person behind an access token issued to the control plane's UI client (how people
 /// authenticate on the API after an OpenID sign-in).
 pub async fn principal_for_access_token(cp: &ControlPlane, token: &str) -> Result<Principal> {
-    let unauthenticated = |why: &str| Error::Unauthenticated(format!("invalid access token: {why}"));
+    let unauthenticated =
+        |why: &str| Error::Unauthenticated(format!("invalid access token: {why}"));
     let claims = verify_access_token(cp, token).map_err(|e| unauthenticated(&e.to_string()))?;
     if claims.get("aud").and_then(Value::as_str) != Some(cp.config().oidc.ui_client_id.as_str()) {
         return Err(unauthenticated("issued to another client"));
@@ -717,7 +866,11 @@ pub async fn principal_for_access_token(cp: &ControlPlane, token: &str) -> Resul
 
 async fn userinfo(State(cp): State<ControlPlane>, headers: HeaderMap) -> Response {
     let deny = |why: &str| {
-        let mut r = (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token", "error_description": why}))).into_response();
+        let mut r = (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_token", "error_description": why})),
+        )
+            .into_response();
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer error=\"invalid_token\""),
@@ -735,7 +888,10 @@ async fn userinfo(State(cp): State<ControlPlane>, headers: HeaderMap) -> Respons
         Ok(c) => c,
         Err(e) => return deny(&e.to_string()),
     };
-    let id: Option<i64> = claims.get("sub").and_then(Value::as_str).and_then(|s| s.parse().ok());
+    let id: Option<i64> = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok());
     let user = match id {
         Some(id) => match cp.find_user(id).await {
             Ok(u) => u.filter(|u| !u.disabled),
@@ -762,7 +918,10 @@ mod tests {
 
     #[test]
     fn escapes_html() {
-        assert_eq!(html_escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            html_escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 
     #[test]

@@ -264,9 +264,10 @@ impl ControlPlane {
         let changed = current
             .as_ref()
             .is_none_or(|v| v.content_hash != parsed.hash);
-        let from = current
-            .as_ref()
-            .map_or_else(|| "(none)".to_string(), |v| format!("version {}", v.version));
+        let from = current.as_ref().map_or_else(
+            || "(none)".to_string(),
+            |v| format!("version {}", v.version),
+        );
         Ok(Plan {
             app: parsed.intent.name.clone(),
             new_app: current.is_none(),
@@ -290,8 +291,12 @@ impl ControlPlane {
     /// snapshot. Idempotent: an intent with the content of the current version changes nothing.
     pub async fn apply_intent(&self, who: &Principal, text: &str, source: &str) -> Result<Applied> {
         let parsed = parse(text, source)?;
-        self.store_version(who, &parsed.intent.name.clone(), Change::Apply { parsed, text })
-            .await
+        self.store_version(
+            who,
+            &parsed.intent.name.clone(),
+            Change::Apply { parsed, text },
+        )
+        .await
     }
 
     /// Makes the content of an earlier version current again, as a new version (history is
@@ -301,14 +306,26 @@ impl ControlPlane {
             .await
     }
 
-    async fn store_version(&self, who: &Principal, name: &str, change: Change<'_>) -> Result<Applied> {
+    async fn store_version(
+        &self,
+        who: &Principal,
+        name: &str,
+        change: Change<'_>,
+    ) -> Result<Applied> {
         let _guard = self.write_guard().await;
         let tx = self.store().begin_write().await?;
         let existing = find_app(&tx, name).await?;
         let (intent, json, hash, text, action, rolled_back_from) = match change {
             Change::Apply { parsed, text } => {
                 check_write(who, existing.as_ref(), &parsed.intent)?;
-                (parsed.intent, parsed.json, parsed.hash, text.to_string(), "apply", None)
+                (
+                    parsed.intent,
+                    parsed.json,
+                    parsed.hash,
+                    text.to_string(),
+                    "apply",
+                    None,
+                )
             }
             Change::Rollback { version } => {
                 let Some(a) = existing.as_ref().filter(|a| a.deleted_at.is_none()) else {
@@ -326,12 +343,23 @@ impl ControlPlane {
                     .one(&tx)
                     .await?
                     .ok_or_else(|| Error::NotFound(format!("version {version} of app `{name}`")))?;
-                let intent: Intent = serde_json::from_value(target.intent.clone()).map_err(|e| {
-                    Error::Internal(format!("stored intent version {} does not decode: {e}", target.id))
-                })?;
+                let intent: Intent =
+                    serde_json::from_value(target.intent.clone()).map_err(|e| {
+                        Error::Internal(format!(
+                            "stored intent version {} does not decode: {e}",
+                            target.id
+                        ))
+                    })?;
                 // The old version's team must be one the caller may write too.
                 check_write(who, Some(a), &intent)?;
-                (intent, target.intent, target.content_hash, target.text, "rollback", Some(version))
+                (
+                    intent,
+                    target.intent,
+                    target.content_hash,
+                    target.text,
+                    "rollback",
+                    Some(version),
+                )
             }
         };
         let current = match existing
@@ -464,7 +492,10 @@ impl ControlPlane {
     pub async fn delete_app(&self, who: &Principal, name: &str) -> Result<Deleted> {
         let _guard = self.write_guard().await;
         let tx = self.store().begin_write().await?;
-        let Some(a) = find_app(&tx, name).await?.filter(|a| a.deleted_at.is_none()) else {
+        let Some(a) = find_app(&tx, name)
+            .await?
+            .filter(|a| a.deleted_at.is_none())
+        else {
             return Err(Error::NotFound(format!("app `{name}`")));
         };
         if !may_read_stored(who, &a) {
@@ -549,7 +580,11 @@ impl ControlPlane {
             .all(self.store().db())
             .await?
             .into_iter()
-            .filter(|a| needle.as_ref().is_none_or(|n| a.name.to_lowercase().contains(n)))
+            .filter(|a| {
+                needle
+                    .as_ref()
+                    .is_none_or(|n| a.name.to_lowercase().contains(n))
+            })
             .filter(|a| {
                 domain.as_ref().is_none_or(|d| {
                     json_strings(&a.domains)
@@ -723,11 +758,12 @@ mod tests {
 
     #[test]
     fn json_diff_reports_paths() {
-        let a = serde_json::json!({"name": "x", "routes": [{"path": "/"}], "waf": {"mode": "block"}});
+        let a =
+            serde_json::json!({"name": "x", "routes": [{"path": "/"}], "waf": {"mode": "block"}});
         let b = serde_json::json!({"name": "x", "routes": [{"path": "/"}, {"path": "/api"}], "waf": {"mode": "detect"}});
         let d = json_diff(&a, &b);
         let paths: Vec<&str> = d.iter().map(|c| c.path.as_str()).collect();
-        assert_eq!(paths, ["routes[1]", "waf.mode"]);
+        assert_eq!(paths, ["routes[1].path", "waf.mode"]);
         assert_eq!(d[0].kind(), ChangeKind::Added);
         assert_eq!(d[1].kind(), ChangeKind::Changed);
     }

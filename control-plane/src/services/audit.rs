@@ -5,9 +5,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::apps::{may_read_stored, require_reader};
 use super::{ControlPlane, Page, page_size};
+use crate::Result;
 use crate::auth::Principal;
 use crate::storage::entities::{app, audit_log};
-use crate::Result;
 
 /// Filters of [`ControlPlane::audit_log`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,15 +65,12 @@ impl ControlPlane {
         }
         let total = sea_orm::PaginatorTrait::count(q.clone(), self.store().db()).await? as usize;
         if let Some(cursor) = after {
-            let id: i64 = cursor.parse().map_err(|_| {
-                crate::Error::BadRequest(format!("invalid cursor `{cursor}`"))
-            })?;
+            let id: i64 = cursor
+                .parse()
+                .map_err(|_| crate::Error::BadRequest(format!("invalid cursor `{cursor}`")))?;
             q = q.filter(audit_log::Column::Id.lt(id));
         }
-        let mut rows = q
-            .limit(first as u64 + 1)
-            .all(self.store().db())
-            .await?;
+        let mut rows = q.limit(first as u64 + 1).all(self.store().db()).await?;
         let has_next = rows.len() > first;
         rows.truncate(first);
         Ok(Page {

@@ -35,9 +35,8 @@ fn client_json(c: &oauth_client::Model) -> serde_json::Value {
 }
 
 fn check_redirect_uri(uri: &str) -> Result<()> {
-    let parsed = url::Url::parse(&uri.replace("://*.", "://wildcard.")).map_err(|e| {
-        Error::BadRequest(format!("redirect URI `{uri}` is not a URL: {e}"))
-    })?;
+    let parsed = url::Url::parse(&uri.replace("://*.", "://wildcard."))
+        .map_err(|e| Error::BadRequest(format!("redirect URI `{uri}` is not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.fragment().is_some() {
         return Err(Error::BadRequest(format!(
             "redirect URI `{uri}` must be http(s) without a fragment"
@@ -132,7 +131,8 @@ impl ControlPlane {
             .await?;
         let (before, after) = match existing {
             Some(c)
-                if c.secret_hash == secret_hash && json_strings(&c.redirect_uris) == redirect_uris =>
+                if c.secret_hash == secret_hash
+                    && json_strings(&c.redirect_uris) == redirect_uris =>
             {
                 return Ok(());
             }
@@ -181,8 +181,14 @@ impl ControlPlane {
             let _guard = self.write_guard().await;
             let tx = self.store().begin_write().await?;
             let ui = oidc.ui_client_id.clone();
-            self.ensure_client(&tx, &ui, "Paved control plane", None, &oidc.ui_redirect_uris)
-                .await?;
+            self.ensure_client(
+                &tx,
+                &ui,
+                "Paved control plane",
+                None,
+                &oidc.ui_redirect_uris,
+            )
+            .await?;
             tx.commit().await?;
         }
         Ok(())
@@ -247,7 +253,10 @@ pub fn redirect_uri_matches(registered: &str, presented: &str) -> bool {
     let Some((scheme, rest)) = registered.split_once("://*.") else {
         return false;
     };
-    let Some(tail) = presented.strip_prefix(scheme).and_then(|p| p.strip_prefix("://")) else {
+    let Some(tail) = presented
+        .strip_prefix(scheme)
+        .and_then(|p| p.strip_prefix("://"))
+    else {
         return false;
     };
     let Some((label, after)) = tail.split_once('.') else {
@@ -267,10 +276,22 @@ mod tests {
     #[test]
     fn wildcard_redirects_match_one_label() {
         let r = "https://*.preview.example.com/.paved/callback";
-        assert!(redirect_uri_matches(r, "https://pr-1.preview.example.com/.paved/callback"));
-        assert!(!redirect_uri_matches(r, "https://a.b.preview.example.com/.paved/callback"));
-        assert!(!redirect_uri_matches(r, "https://evil.com/.preview.example.com/.paved/callback"));
-        assert!(!redirect_uri_matches(r, "http://pr-1.preview.example.com/.paved/callback"));
+        assert!(redirect_uri_matches(
+            r,
+            "https://pr-1.preview.example.com/.paved/callback"
+        ));
+        assert!(!redirect_uri_matches(
+            r,
+            "https://a.b.preview.example.com/.paved/callback"
+        ));
+        assert!(!redirect_uri_matches(
+            r,
+            "https://evil.com/.preview.example.com/.paved/callback"
+        ));
+        assert!(!redirect_uri_matches(
+            r,
+            "http://pr-1.preview.example.com/.paved/callback"
+        ));
         assert!(redirect_uri_matches("http://x/cb", "http://x/cb"));
         assert!(!redirect_uri_matches("http://x/cb", "http://x/cb?y"));
     }

@@ -1,9 +1,7 @@
 //! Gateways: which snapshot version each was sent, serves (last ACK), and its last NACK.
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, EntityTrait, IntoActiveModel, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, QueryOrder, Set};
 use serde::Deserialize;
 
 use super::apps::require_reader;

@@ -12,12 +12,12 @@ mod gateways;
 mod tokens;
 mod users;
 
+pub(crate) use apps::require_reader;
 pub use apps::{
     AppFilter, Applied, ChangeKind, Deleted, FieldChange, IntentDiff, MAX_INTENT_BYTES, Plan,
     json_diff,
 };
 pub use audit::AuditFilter;
-pub(crate) use apps::require_reader;
 pub use clients::{NewClient, redirect_uri_matches};
 pub use gateways::{GatewayReport, GatewayState, MAX_ERROR_CHARS, check_gateway_id};
 pub use tokens::{CreatedToken, NewToken, TOKEN_PREFIX};
@@ -214,7 +214,10 @@ impl ControlPlane {
         if let Some(latest) = &latest {
             // A candidate that does not compile (a TLS listener whose certificates are not
             // issued yet) needs a new snapshot as much as one that differs.
-            changed = match self.compile_intents(&tx, &intents, latest.version, false).await {
+            changed = match self
+                .compile_intents(&tx, &intents, latest.version, false)
+                .await
+            {
                 Ok((candidate, _)) => candidate != latest.snapshot,
                 Err(_) => true,
             };
@@ -411,7 +414,10 @@ pub(crate) async fn current_intents<C: ConnectionTrait>(db: &C) -> Result<Vec<In
         .into_iter()
         .map(|v| {
             serde_json::from_value::<Intent>(v.intent).map_err(|e| {
-                Error::Internal(format!("stored intent version {} does not decode: {e}", v.id))
+                Error::Internal(format!(
+                    "stored intent version {} does not decode: {e}",
+                    v.id
+                ))
             })
         })
         .collect()

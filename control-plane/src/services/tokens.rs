@@ -2,7 +2,9 @@
 //! found by a public prefix, scoped, optionally limited to apps or teams, expiring, revocable.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+};
 
 use super::apps::find_app;
 use super::{ControlPlane, audit};

@@ -79,7 +79,12 @@ impl MigrationTrait for M0001Initial {
             Table::create()
                 .table("apps")
                 .col(id())
-                .col(ColumnDef::new("name").string_len(63).not_null().unique_key())
+                .col(
+                    ColumnDef::new("name")
+                        .string_len(63)
+                        .not_null()
+                        .unique_key(),
+                )
                 .col(ColumnDef::new("team").string_len(255).null())
                 .col(json("owners"))
                 .col(json("domains"))
@@ -164,7 +169,12 @@ impl MigrationTrait for M0001Initial {
             Table::create()
                 .table("users")
                 .col(id())
-                .col(ColumnDef::new("username").string_len(255).not_null().unique_key())
+                .col(
+                    ColumnDef::new("username")
+                        .string_len(255)
+                        .not_null()
+                        .unique_key(),
+                )
                 .col(ColumnDef::new("email").string_len(255).null())
                 .col(ColumnDef::new("display_name").string_len(255).null())
                 .col(text("password_hash"))
@@ -182,7 +192,12 @@ impl MigrationTrait for M0001Initial {
                 .table("api_tokens")
                 .col(id())
                 .col(string("name"))
-                .col(ColumnDef::new("prefix").string_len(32).not_null().unique_key())
+                .col(
+                    ColumnDef::new("prefix")
+                        .string_len(32)
+                        .not_null()
+                        .unique_key(),
+                )
                 .col(ColumnDef::new("secret_hash").string_len(64).not_null())
                 .col(json("scopes"))
                 .col(json("apps"))

@@ -64,7 +64,10 @@ pub async fn test_db(backend: Backend) -> (TestDb, Option<String>) {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("tempdir");
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("paved.db").display());
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("paved.db").display()
+            );
             (
                 TestDb {
                     _dir: Some(dir),

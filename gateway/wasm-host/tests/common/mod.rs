@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paved_wasm_host::{
-    BodyVerdict, ClusterDispatcher, HeaderMap, HttpContext, HttpStream, LoadError, LocalResponse, Plugin,
-    PluginFailure, PluginSpec, Runtime, RuntimeOptions, StreamInfo, Verdict,
+    BodyVerdict, ClusterDispatcher, HeaderMap, HttpContext, HttpStream, LoadError, LocalResponse,
+    Plugin, PluginFailure, PluginSpec, Runtime, RuntimeOptions, StreamInfo, Verdict,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -34,7 +34,9 @@ pub async fn bounded<F: Future>(what: &str, future: F) -> F::Output {
 /// Cargo's temporary directory for tests), so each test does not compile the plugins again.
 pub fn runtime() -> Runtime {
     let options = RuntimeOptions {
-        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("paved-wasm-host-cache")),
+        cache_dir: Some(
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("paved-wasm-host-cache"),
+        ),
         ..RuntimeOptions::default()
     };
     Runtime::new(options).expect("the wasm engine starts")
@@ -61,8 +63,13 @@ pub fn no_clusters() -> Arc<ClusterDispatcher> {
 }
 
 /// A dispatcher with the given clusters.
-pub fn clusters<'a>(list: impl IntoIterator<Item = (&'a str, SocketAddr)>) -> Arc<ClusterDispatcher> {
-    let map = list.into_iter().map(|(name, addr)| (name.to_owned(), vec![addr])).collect();
+pub fn clusters<'a>(
+    list: impl IntoIterator<Item = (&'a str, SocketAddr)>,
+) -> Arc<ClusterDispatcher> {
+    let map = list
+        .into_iter()
+        .map(|(name, addr)| (name.to_owned(), vec![addr]))
+        .collect();
     Arc::new(ClusterDispatcher::new(map, 1 << 20))
 }
 
@@ -128,7 +135,8 @@ impl Req {
     pub fn body<I: IntoIterator<Item = C>, C: AsRef<[u8]>>(mut self, chunks: I) -> Self {
         self.body = chunks.into_iter().map(|c| c.as_ref().to_vec()).collect();
         let length: usize = self.body.iter().map(Vec::len).sum();
-        self.headers.push(("content-length".into(), length.to_string()));
+        self.headers
+            .push(("content-length".into(), length.to_string()));
         self
     }
 
@@ -140,7 +148,10 @@ impl Req {
 
     /// The stream a proxy builds for it.
     pub fn stream(&self) -> HttpStream {
-        HttpStream::new(HeaderMap::from_pairs(self.headers.clone()), Arc::new(self.info.clone()))
+        HttpStream::new(
+            HeaderMap::from_pairs(self.headers.clone()),
+            Arc::new(self.info.clone()),
+        )
     }
 }
 
@@ -159,7 +170,10 @@ impl Resp {
     /// `status` with a `content-type` and no body.
     pub fn new(status: u16) -> Self {
         Self {
-            headers: vec![(":status".into(), status.to_string()), ("content-type".into(), "text/plain".into())],
+            headers: vec![
+                (":status".into(), status.to_string()),
+                ("content-type".into(), "text/plain".into()),
+            ],
             body: Vec::new(),
             trailers: Vec::new(),
         }
@@ -180,7 +194,8 @@ impl Resp {
     pub fn body<I: IntoIterator<Item = C>, C: AsRef<[u8]>>(mut self, chunks: I) -> Self {
         self.body = chunks.into_iter().map(|c| c.as_ref().to_vec()).collect();
         let length: usize = self.body.iter().map(Vec::len).sum();
-        self.headers.push(("content-length".into(), length.to_string()));
+        self.headers
+            .push(("content-length".into(), length.to_string()));
         self
     }
 
@@ -205,17 +220,23 @@ pub struct Message {
 impl Message {
     /// The first value of `name` as a string.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| String::from_utf8_lossy(v).into_owned())
+        self.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     /// Every value of `name`.
     pub fn all(&self, name: &str) -> Vec<String> {
-        self.headers.get_all(name).map(|v| String::from_utf8_lossy(v).into_owned()).collect()
+        self.headers
+            .get_all(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect()
     }
 
     /// The first value of `name`, which the test requires.
     pub fn must(&self, name: &str) -> String {
-        self.header(name).unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
+        self.header(name)
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
     }
 }
 
@@ -258,17 +279,25 @@ pub struct Exchange {
 impl Exchange {
     /// What the upstream received; the test requires that it did.
     pub fn upstream(&self) -> &Message {
-        self.upstream.as_ref().expect("the request reached the upstream")
+        self.upstream
+            .as_ref()
+            .expect("the request reached the upstream")
     }
 
     /// What the client received from the upstream; the test requires that it did.
     pub fn client(&self) -> &Message {
-        self.client.as_ref().expect("the client received the upstream's response")
+        self.client
+            .as_ref()
+            .expect("the client received the upstream's response")
     }
 
     /// The local response; the test requires one.
     pub fn local(&self) -> &LocalResponse {
-        &self.local.as_ref().expect("the plugin sent a local response").1
+        &self
+            .local
+            .as_ref()
+            .expect("the plugin sent a local response")
+            .1
     }
 
     /// A header of the local response.
@@ -302,7 +331,9 @@ fn fail(phase: Phase) -> impl FnOnce(PluginFailure) -> Failed {
 /// Drives `req` through a new context of `plugin` as a proxy would, with `resp` as the
 /// upstream's answer, and finishes the context.
 pub async fn exchange(plugin: &Plugin, req: &Req, resp: &Resp) -> Result<Exchange, Failed> {
-    let mut context = plugin.new_http_context().map_err(fail(Phase::RequestHeaders))?;
+    let mut context = plugin
+        .new_http_context()
+        .map_err(fail(Phase::RequestHeaders))?;
     let mut stream = req.stream();
     let mut out = drive(&mut context, &mut stream, req, resp).await?;
     context.finish(&mut stream);
@@ -311,7 +342,12 @@ pub async fn exchange(plugin: &Plugin, req: &Req, resp: &Resp) -> Result<Exchang
 }
 
 /// Drives `req` and `resp` through `context` without finishing it.
-pub async fn drive(context: &mut HttpContext, stream: &mut HttpStream, req: &Req, resp: &Resp) -> Result<Exchange, Failed> {
+pub async fn drive(
+    context: &mut HttpContext,
+    stream: &mut HttpStream,
+    req: &Req,
+    resp: &Resp,
+) -> Result<Exchange, Failed> {
     let mut out = Exchange::default();
     let request_ends_with_headers = req.body.is_empty() && req.trailers.is_empty();
     let verdict = bounded(
@@ -327,8 +363,9 @@ pub async fn drive(context: &mut HttpContext, stream: &mut HttpStream, req: &Req
     for (i, chunk) in req.body.iter().enumerate() {
         let last = i + 1 == req.body.len() && req.trailers.is_empty();
         stream.request_body.extend_from_slice(chunk);
-        let verdict =
-            bounded("request body", context.on_request_body(stream, last)).await.map_err(fail(Phase::RequestBody))?;
+        let verdict = bounded("request body", context.on_request_body(stream, last))
+            .await
+            .map_err(fail(Phase::RequestBody))?;
         out.request_body_verdicts.push(verdict.clone());
         match verdict {
             BodyVerdict::Buffer => {}
@@ -345,8 +382,9 @@ pub async fn drive(context: &mut HttpContext, stream: &mut HttpStream, req: &Req
     }
     if !req.trailers.is_empty() {
         stream.request_trailers = HeaderMap::from_pairs(req.trailers.clone());
-        let verdict =
-            bounded("request trailers", context.on_request_trailers(stream)).await.map_err(fail(Phase::RequestTrailers))?;
+        let verdict = bounded("request trailers", context.on_request_trailers(stream))
+            .await
+            .map_err(fail(Phase::RequestTrailers))?;
         if decided(&mut out, Phase::RequestTrailers, verdict) {
             return Ok(out);
         }
@@ -373,7 +411,9 @@ pub async fn drive(context: &mut HttpContext, stream: &mut HttpStream, req: &Req
     for (i, chunk) in resp.body.iter().enumerate() {
         let last = i + 1 == resp.body.len() && resp.trailers.is_empty();
         stream.response_body.extend_from_slice(chunk);
-        let verdict = context.on_response_body(stream, last).map_err(fail(Phase::ResponseBody))?;
+        let verdict = context
+            .on_response_body(stream, last)
+            .map_err(fail(Phase::ResponseBody))?;
         out.response_body_verdicts.push(verdict.clone());
         match verdict {
             BodyVerdict::Buffer => {}
@@ -390,7 +430,9 @@ pub async fn drive(context: &mut HttpContext, stream: &mut HttpStream, req: &Req
     }
     if !resp.trailers.is_empty() {
         stream.response_trailers = HeaderMap::from_pairs(resp.trailers.clone());
-        let verdict = context.on_response_trailers(stream).map_err(fail(Phase::ResponseTrailers))?;
+        let verdict = context
+            .on_response_trailers(stream)
+            .map_err(fail(Phase::ResponseTrailers))?;
         if decided(&mut out, Phase::ResponseTrailers, verdict) {
             return Ok(out);
         }
@@ -423,7 +465,12 @@ fn decided(out: &mut Exchange, phase: Phase, verdict: Verdict) -> bool {
 pub async fn pass(plugin: &Plugin, req: &Req, resp: &Resp) -> Exchange {
     match exchange(plugin, req, resp).await {
         Ok(out) => out,
-        Err(failed) => panic!("plugin {} failed in {:?}: {}", plugin.name(), failed.phase, failed.failure),
+        Err(failed) => panic!(
+            "plugin {} failed in {:?}: {}",
+            plugin.name(),
+            failed.phase,
+            failed.failure
+        ),
     }
 }
 
@@ -459,7 +506,10 @@ pub struct Received {
 impl Received {
     /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -492,7 +542,9 @@ impl Drop for Upstream {
 impl Upstream {
     /// Starts a server answering in `mode`.
     pub async fn start(mode: Mode) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the test upstream");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the test upstream");
         let addr = listener.local_addr().expect("its address");
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = received.clone();
@@ -504,7 +556,11 @@ impl Upstream {
                 });
             }
         });
-        Self { addr, received, task }
+        Self {
+            addr,
+            received,
+            task,
+        }
     }
 
     /// Everything received so far.
@@ -521,7 +577,11 @@ pub async fn refused_addr() -> SocketAddr {
     addr
 }
 
-async fn serve(mut socket: TcpStream, mode: Mode, log: Arc<Mutex<Vec<Received>>>) -> std::io::Result<()> {
+async fn serve(
+    mut socket: TcpStream,
+    mode: Mode,
+    log: Arc<Mutex<Vec<Received>>>,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -561,13 +621,21 @@ async fn serve(mut socket: TcpStream, mode: Mode, log: Arc<Mutex<Vec<Received>>>
         body.extend_from_slice(&chunk[..n]);
     }
     let text = format!("echo:{method} {path} {}", String::from_utf8_lossy(&body));
-    let received = Received { method: method.clone(), path: path.clone(), headers, body };
+    let received = Received {
+        method: method.clone(),
+        path: path.clone(),
+        headers,
+        body,
+    };
     log.lock().expect("upstream log").push(received);
     let common = format!(
         "x-upstream: echo\r\nx-echo-method: {method}\r\nx-echo-path: {path}\r\ncontent-type: text/x-echo\r\nconnection: close\r\n"
     );
     let response = match mode {
-        Mode::Echo => format!("HTTP/1.1 200 OK\r\n{common}content-length: {}\r\n\r\n{text}", text.len()),
+        Mode::Echo => format!(
+            "HTTP/1.1 200 OK\r\n{common}content-length: {}\r\n\r\n{text}",
+            text.len()
+        ),
         Mode::ChunkedWithTrailers => format!(
             "HTTP/1.1 200 OK\r\n{common}transfer-encoding: chunked\r\ntrailer: x-trailer-a, x-trailer-b\r\n\r\n{:x}\r\n{text}\r\n0\r\nx-trailer-a: 1\r\nx-trailer-b: 2\r\n\r\n",
             text.len()
@@ -598,7 +666,11 @@ pub struct LogEvent {
 impl LogEvent {
     /// Every value of the field `name`.
     pub fn field(&self, name: &str) -> Vec<&str> {
-        self.fields.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+        self.fields
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
@@ -650,7 +722,10 @@ impl tracing::Subscriber for Capture {
         let mut fields = Vec::new();
         event.record(&mut FieldVisitor(&mut fields));
         let level = *event.metadata().level();
-        self.events.lock().expect("captured events").push(LogEvent { level, fields });
+        self.events
+            .lock()
+            .expect("captured events")
+            .push(LogEvent { level, fields });
     }
 
     fn enter(&self, _: &tracing::span::Id) {}

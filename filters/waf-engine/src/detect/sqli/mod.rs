@@ -44,20 +44,24 @@ pub fn breaks_out(sql: &str) -> bool {
         return false;
     }
     let unquoted = tokenize(sql, None);
-    if injection_after_first_value(&unquoted, false) {
+    if injection_after_first_value(&unquoted, None) {
         return true;
     }
     ['\'', '"'].into_iter().any(|quote| {
-        sql.contains(quote) && injection_after_first_value(&tokenize(sql, Some(quote)), true)
+        sql.contains(quote)
+            && injection_after_first_value(&tokenize(sql, Some(quote)), Some(quote))
     })
 }
 
 /// Whether the tokens, after their first value, continue as an injection. In a quoted
 /// context the first value is the string the input closes; otherwise a number or variable
 /// (optionally signed), or a bare word for boolean conditions only.
-fn injection_after_first_value(tokens: &[Token], quoted: bool) -> bool {
+fn injection_after_first_value(tokens: &[Token], quoted: Option<char>) -> bool {
+    if stacked_statement(tokens) {
+        return true;
+    }
     let mut i = 0;
-    let first = if quoted {
+    let first = if quoted.is_some() {
         match tokens.first().map(|t| t.kind) {
             Some(Kind::Str { closed: true }) => Kind::Str { closed: true },
             _ => return false,
@@ -82,7 +86,9 @@ fn injection_after_first_value(tokens: &[Token], quoted: bool) -> bool {
     match continuation.kind {
         Kind::Union => value_first && union_select_at(tokens, i),
         Kind::Logic => condition(tokens, i + 1, first == Kind::Word),
-        Kind::Comment => quoted,
+        // `admin'--`; not `$('#menu')` or `href="#top"`, where the "comment" closes the
+        // quote again, which a real comment would not need.
+        Kind::Comment => quoted.is_some_and(|q| !continuation.text.contains(q)),
         Kind::Semicolon => {
             value_first
                 && tokens
@@ -90,9 +96,42 @@ fn injection_after_first_value(tokens: &[Token], quoted: bool) -> bool {
                     .is_some_and(|t| t.kind == Kind::Statement)
         }
         Kind::Keyword => value_first && clause(tokens, i),
-        Kind::Op => value_first && operator_then_injection(tokens, i),
+        // `1'=1 or '1`: quoted contexts only; in prose `5 > 3 and 2 < 4` is arithmetic.
+        Kind::Op => quoted.is_some() && operator_then_injection(tokens, i),
         _ => false,
     }
+}
+
+/// A stacked statement that changes data or runs code: `; drop table`, `; delete from`,
+/// `; exec xp_cmdshell`, `; waitfor delay`, `; select 1`. A plain `; select your plan`
+/// is prose.
+fn stacked_statement(tokens: &[Token]) -> bool {
+    tokens.windows(3).any(|w| {
+        let (semicolon, statement, next) = (&w[0], &w[1], &w[2]);
+        if semicolon.kind != Kind::Semicolon || statement.kind != Kind::Statement {
+            return false;
+        }
+        let next_text = next.text.as_str();
+        match statement.text.as_str() {
+            "drop" | "truncate" | "alter" | "create" => matches!(
+                next_text,
+                "table" | "database" | "user" | "procedure" | "function" | "login" | "schema" | "index" | "view"
+            ),
+            "delete" => next_text == "from",
+            "insert" => next_text == "into",
+            "update" => tokens.iter().any(|t| t.text == "set"),
+            "exec" | "execute" => {
+                next_text.starts_with("xp_") || next_text.starts_with("sp_") || next_text.starts_with("master") || next.kind == Kind::LParen
+            }
+            "waitfor" => matches!(next_text, "delay" | "time"),
+            "shutdown" => true,
+            "select" => matches!(next.kind, Kind::Num | Kind::Func | Kind::Var) || next_text == "*",
+            "declare" => next.kind == Kind::Var,
+            _ => false,
+        }
+    }) || tokens.windows(2).any(|w| {
+        w[0].kind == Kind::Semicolon && w[1].kind == Kind::Statement && w[1].text == "shutdown"
+    })
 }
 
 /// A boolean condition starting at `i`: `1=1`, `'a'='a'`, `1`, `sleep(5)`, `(select ...)`.

@@ -49,7 +49,8 @@ pub enum Kind {
 pub struct Token {
     /// The kind.
     pub kind: Kind,
-    /// The text, lowercase for words and keywords; empty for strings and comments.
+    /// The text: lowercase for words and keywords, what follows the marker for comments,
+    /// empty for strings.
     pub text: String,
 }
 
@@ -106,9 +107,9 @@ pub fn tokenize(input: &str, open_quote: Option<char>) -> Vec<Token> {
                 let end = find_from(&chars, i + 1, '`').map_or(chars.len(), |e| e + 1);
                 (word_token(Kind::Word, &chars[i..end]), end - i)
             }
-            '-' if next == Some('-') => (comment(), chars.len() - i),
-            '#' => (comment(), chars.len() - i),
-            '/' if next == Some('*') => (comment(), chars.len() - i),
+            '-' if next == Some('-') => (comment(&chars[i + 2..]), chars.len() - i),
+            '#' => (comment(&chars[i + 1..]), chars.len() - i),
+            '/' if next == Some('*') => (comment(&chars[i + 2..]), chars.len() - i),
             '@' => {
                 let end = scan(&chars, i + 1, |c| c == '@' || is_ident(c));
                 (word_token(Kind::Var, &chars[i..end]), end - i)
@@ -145,10 +146,11 @@ pub fn tokenize(input: &str, open_quote: Option<char>) -> Vec<Token> {
     tokens
 }
 
-fn comment() -> Token {
+/// A comment runs to the end of the input; its text is kept.
+fn comment(rest: &[char]) -> Token {
     Token {
         kind: Kind::Comment,
-        text: String::new(),
+        text: rest.iter().collect(),
     }
 }
 
