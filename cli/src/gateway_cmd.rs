@@ -29,6 +29,9 @@ pub struct GatewayArgs {
     /// Where compiled plugins are cached across restarts.
     #[arg(long, env = "PAVED_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// Redis for cluster-wide rate limits (`redis://127.0.0.1:6379`).
+    #[arg(long, env = "PAVED_REDIS_URL")]
+    redis_url: Option<String>,
     /// Worker threads per listener (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -51,6 +54,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| PathBuf::from(".")),
         cache_dir: args.cache_dir.clone(),
         threads: args.threads,
+        redis_url: args.redis_url.clone(),
     };
     match (&args.config, &args.control_plane, &args.gateway_token) {
         (Some(path), _, _) => run_from_file(path, options),

@@ -294,7 +294,10 @@ impl ControlPlane {
         self.store_version(
             who,
             &parsed.intent.name.clone(),
-            Change::Apply { parsed, text },
+            Change::Apply {
+                parsed: Box::new(parsed),
+                text,
+            },
         )
         .await
     }
@@ -317,6 +320,7 @@ impl ControlPlane {
         let existing = find_app(&tx, name).await?;
         let (intent, json, hash, text, action, rolled_back_from) = match change {
             Change::Apply { parsed, text } => {
+                let parsed = *parsed;
                 check_write(who, existing.as_ref(), &parsed.intent)?;
                 (
                     parsed.intent,
@@ -712,7 +716,7 @@ impl ControlPlane {
 }
 
 enum Change<'a> {
-    Apply { parsed: Parsed, text: &'a str },
+    Apply { parsed: Box<Parsed>, text: &'a str },
     Rollback { version: i32 },
 }
 

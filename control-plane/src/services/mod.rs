@@ -424,6 +424,8 @@ pub(crate) async fn current_intents<C: ConnectionTrait>(db: &C) -> Result<Vec<In
 }
 
 /// Writes an audit row through `db` (the transaction of the mutation it records).
+// The arguments are the row's columns, in order; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn audit<C: ConnectionTrait>(
     db: &C,
     who: &Principal,

@@ -154,7 +154,7 @@ catalog! {
     RFI_IP_URL = 931100, Rfi, 1, CRITICAL, "URL with an IP address host in an argument";
     RFI_PARAMETER = 931110, Rfi, 1, CRITICAL, "URL in a parameter commonly used for file inclusion";
     RFI_TRAILING_QUESTION_MARK = 931120, Rfi, 1, CRITICAL, "URL ending in ? (truncation for file inclusion)";
-    RFI_STREAM_WRAPPER = 931125, Rfi, 1, CRITICAL, "Stream wrapper or dangerous URL scheme (php://, data://, gopher://)";
+    RFI_STREAM_WRAPPER = 931125, Rfi, 1, CRITICAL, "Stream wrapper, dangerous URL scheme (php://, data://, gopher://) or UNC path";
     RFI_METADATA = 931126, Rfi, 1, CRITICAL, "Cloud metadata or loopback address in a URL (SSRF)";
     RFI_OFF_DOMAIN = 931130, Rfi, 2, NOTICE, "Absolute URL in an argument";
     UNIX_COMMAND_INJECTION = 932100, Rce, 1, CRITICAL, "Unix command injection (separator and command)";

@@ -398,10 +398,11 @@ mod tests {
             &resolved.missing[..2],
             &["tcp_sock.segs_out", "tcp_sock.total_retrans"]
         );
+        assert_eq!(resolved.offsets.sock, SockOffsets::UNKNOWN);
         assert_eq!(
             resolved.missing.len(),
-            2 + 6,
-            "every fd-walk field is missing too"
+            2 + 6 + 7,
+            "every fd-walk and socket endpoint field is missing too"
         );
     }
 

@@ -64,22 +64,27 @@ struct PluginKey {
 /// Builds [`ActiveConfig`]s, keeping plugins loaded across builds.
 pub struct ConfigBuilder {
     runtime: Runtime,
-    dispatcher: Arc<ClusterDispatcher>,
+    clusters: Arc<ClusterDispatcher>,
+    dispatcher: Arc<dyn HttpCallDispatcher>,
     background: tokio::runtime::Handle,
     plugins: HashMap<PluginKey, Plugin>,
     base_dir: std::path::PathBuf,
 }
 
 impl ConfigBuilder {
-    /// A builder; relative `wasm` paths are resolved against `base_dir` (the config file's folder).
+    /// A builder; relative `wasm` paths are resolved against `base_dir` (the config file's
+    /// folder). `clusters` is updated with every configuration's clusters; plugins call out
+    /// through `dispatcher` (which may answer some cluster names itself).
     pub fn new(
         runtime: Runtime,
-        dispatcher: Arc<ClusterDispatcher>,
+        clusters: Arc<ClusterDispatcher>,
+        dispatcher: Arc<dyn HttpCallDispatcher>,
         background: tokio::runtime::Handle,
         base_dir: impl Into<std::path::PathBuf>,
     ) -> Self {
         Self {
             runtime,
+            clusters,
             dispatcher,
             background,
             plugins: HashMap::new(),
@@ -110,7 +115,7 @@ impl ConfigBuilder {
             .iter()
             .map(|c| (c.config.name.clone(), c.endpoints.iter().map(|e| e.addr).collect()))
             .collect();
-        self.dispatcher.set_clusters(addresses);
+        self.clusters.set_clusters(addresses);
 
         let mut loaded: HashMap<PluginKey, Plugin> = HashMap::new();
         let mut routes = Vec::with_capacity(snapshot.routes.len());
@@ -159,8 +164,7 @@ impl ConfigBuilder {
                             call_timeout: Duration::from_millis(key.call_timeout_ms),
                             ..PluginLimits::default()
                         };
-                        let dispatcher: Arc<dyn HttpCallDispatcher> = self.dispatcher.clone();
-                        self.runtime.load(spec, dispatcher).map_err(|e| error(e.to_string()))?
+                        self.runtime.load(spec, self.dispatcher.clone()).map_err(|e| error(e.to_string()))?
                     }
                 };
                 loaded.insert(key, loaded_plugin.clone());

@@ -12,6 +12,7 @@ pub mod chain;
 pub mod distribution;
 pub mod error;
 pub mod headers;
+pub mod internal;
 pub mod metrics;
 pub mod proxy;
 pub mod server;

@@ -20,6 +20,7 @@ use pingora::services::listening::Service;
 use crate::active::{ActiveConfig, ConfigBuilder, listener_set};
 use crate::admin::AdminApp;
 use crate::error::ConfigError;
+use crate::internal::{GatewayDispatcher, RedisRateLimiter};
 use crate::metrics::GatewayMetrics;
 use crate::proxy::GatewayProxy;
 use crate::tls::{CertificateSet, SniResolver};
@@ -33,6 +34,8 @@ pub struct GatewayOptions {
     pub cache_dir: Option<PathBuf>,
     /// Worker threads per listener service (0: one per core).
     pub threads: usize,
+    /// Redis for the cluster-wide rate limiter (`redis://host:port`); none: local limits only.
+    pub redis_url: Option<String>,
 }
 
 impl Default for GatewayOptions {
@@ -41,6 +44,7 @@ impl Default for GatewayOptions {
             base_dir: PathBuf::from("."),
             cache_dir: None,
             threads: 0,
+            redis_url: None,
         }
     }
 }
@@ -82,8 +86,25 @@ impl Gateway {
             ..RuntimeOptions::default()
         })
         .map_err(|e| ConfigError::Runtime(e.to_string()))?;
-        let dispatcher = Arc::new(ClusterDispatcher::new(HashMap::new(), 4 << 20));
-        let mut builder = ConfigBuilder::new(runtime.clone(), dispatcher, background.handle().clone(), &options.base_dir);
+        let clusters = Arc::new(ClusterDispatcher::new(HashMap::new(), 4 << 20));
+        let ratelimit = match &options.redis_url {
+            Some(url) => match background.block_on(RedisRateLimiter::connect(url)) {
+                Ok(limiter) => Some(limiter),
+                // Redis may come later: the manager reconnects, but the first connect must work
+                // to create it. Without it, the plugins' local limits apply.
+                Err(error) => {
+                    tracing::warn!(error = %error, "Redis unreachable at start; cluster-wide rate limits off");
+                    None
+                }
+            },
+            None => None,
+        };
+        let dispatcher = Arc::new(GatewayDispatcher {
+            clusters: clusters.clone(),
+            ratelimit,
+        });
+        let mut builder =
+            ConfigBuilder::new(runtime.clone(), clusters, dispatcher, background.handle().clone(), &options.base_dir);
         let mut resolvers = HashMap::new();
         for listener in &snapshot.listeners {
             if let Some(tls) = &listener.tls {

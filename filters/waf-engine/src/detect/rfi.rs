@@ -35,7 +35,10 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
         return;
     }
     let lower = value.norm.lower.trim();
-    if WRAPPERS.iter().any(|w| lower.contains(w)) {
+    // UNC paths (`\\host\share\file`) make Windows servers fetch files over SMB.
+    let unc = value.norm.decoded.trim_start().starts_with("\\\\")
+        && value.norm.decoded.trim_start()[2..].starts_with(|c: char| c.is_ascii_alphanumeric());
+    if WRAPPERS.iter().any(|w| lower.contains(w)) || unc {
         hits.push(rule::RFI_STREAM_WRAPPER);
     }
     let urls = urls(lower);

@@ -72,6 +72,8 @@ fn injection_after_first_value(tokens: &[Token], quoted: Option<char>) -> bool {
         }
         match tokens.get(i).map(|t| t.kind) {
             Some(k @ (Kind::Num | Kind::Var | Kind::Word)) => k,
+            // The value itself starts the condition (`or 1=1--`): a comparison of literals.
+            Some(Kind::Logic) if i == 0 => return condition(tokens, 1, true),
             _ => return false,
         }
     };
@@ -96,8 +98,10 @@ fn injection_after_first_value(tokens: &[Token], quoted: Option<char>) -> bool {
                     .is_some_and(|t| t.kind == Kind::Statement)
         }
         Kind::Keyword => value_first && clause(tokens, i),
-        // `1'=1 or '1`: quoted contexts only; in prose `5 > 3 and 2 < 4` is arithmetic.
-        Kind::Op => quoted.is_some() && operator_then_injection(tokens, i),
+        // `1'=1 or '1`: quoted contexts only; in prose `5 > 3 and 2 < 4` is arithmetic. A
+        // subquery after an operator (`1 rlike (select ...)`) is SQL in any context.
+        Kind::Op if quoted.is_some() => operator_then_injection(tokens, i),
+        Kind::Op => value_first && subquery_at(tokens, i + 1),
         _ => false,
     }
 }
@@ -199,19 +203,24 @@ fn clause(tokens: &[Token], i: usize) -> bool {
     }
 }
 
+/// `(select` at `i`, after any number of parentheses.
+fn subquery_at(tokens: &[Token], mut i: usize) -> bool {
+    let open = i;
+    while tokens.get(i).is_some_and(|t| t.kind == Kind::LParen) {
+        i += 1;
+    }
+    i > open && tokens.get(i).is_some_and(|t| t.kind == Kind::Statement && t.text == "select")
+}
+
 /// An operator at `i` followed by a subquery, or by a value and then a condition, comment
 /// or union: `'+(select 1)+'`, `1'=1 or '1`.
 fn operator_then_injection(tokens: &[Token], i: usize) -> bool {
+    if subquery_at(tokens, i + 1) {
+        return true;
+    }
     let mut j = i + 1;
     while tokens.get(j).is_some_and(|t| t.kind == Kind::LParen) {
         j += 1;
-    }
-    if tokens
-        .get(j)
-        .is_some_and(|t| t.kind == Kind::Statement && t.text == "select")
-        && j > i + 1
-    {
-        return true;
     }
     if !tokens
         .get(j)

@@ -75,7 +75,7 @@ const KEYWORDS: &[&str] = &[
     "except", "minus", "join", "on", "using", "exists",
 ];
 /// Words that take parentheses without being function calls.
-const NOT_FUNCTIONS: &[&str] = &["in", "values", "exists", "not", "and", "or", "xor"];
+const NOT_FUNCTIONS: &[&str] = &["in", "values", "not", "and", "or", "xor"];
 
 /// Tokenizes `input`; with `open_quote`, the input is read as the rest of a string opened
 /// with that quote, so the first token is that string.
