@@ -29,6 +29,9 @@ pub struct GatewayArgs {
     /// Where compiled plugins are cached across restarts.
     #[arg(long, env = "PAVED_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// The access log file (JSON lines, rotated at 64 MiB).
+    #[arg(long, default_value = ".paved/gateway/access.log")]
+    access_log: PathBuf,
     /// Redis for cluster-wide rate limits (`redis://127.0.0.1:6379`).
     #[arg(long, env = "PAVED_REDIS_URL")]
     redis_url: Option<String>,
@@ -55,6 +58,11 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
         cache_dir: args.cache_dir.clone(),
         threads: args.threads,
         redis_url: args.redis_url.clone(),
+        access_log: Some(paved_gateway::accesslog::AccessLogOptions {
+            path: args.access_log.clone(),
+            max_bytes: 64 << 20,
+            keep: 5,
+        }),
     };
     match (&args.config, &args.control_plane, &args.gateway_token) {
         (Some(path), _, _) => run_from_file(path, options),

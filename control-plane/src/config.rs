@@ -144,7 +144,7 @@ pub struct GraphqlLimits {
 impl Default for GraphqlLimits {
     fn default() -> Self {
         GraphqlLimits {
-            max_depth: 12,
+            max_depth: 15,
             max_complexity: 2_000,
         }
     }

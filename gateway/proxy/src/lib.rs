@@ -6,6 +6,7 @@
 //! the phases of [`proxy::GatewayProxy`]; a filter that fails denies the request unless it
 //! is fail-open. Reloads build the new configuration off to the side and swap it in.
 
+pub mod accesslog;
 pub mod active;
 pub mod admin;
 pub mod chain;

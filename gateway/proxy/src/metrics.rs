@@ -21,6 +21,8 @@ pub struct GatewayMetrics {
     pub config_version: IntGauge,
     /// Time to build and apply a configuration.
     pub reload_seconds: Histogram,
+    /// The access log sink's counters.
+    pub access_log: crate::accesslog::AccessLogMetrics,
 }
 
 impl GatewayMetrics {
@@ -58,6 +60,12 @@ impl GatewayMetrics {
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(config_version.clone()))?;
         registry.register(Box::new(reload_seconds.clone()))?;
+        let access_log = crate::accesslog::AccessLogMetrics {
+            written: IntCounter::new("paved_gateway_access_log_records_total", "Access log records written and synced")?,
+            write_errors: IntCounter::new("paved_gateway_access_log_write_errors_total", "Failed access log writes (retried)")?,
+        };
+        registry.register(Box::new(access_log.written.clone()))?;
+        registry.register(Box::new(access_log.write_errors.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -67,6 +75,7 @@ impl GatewayMetrics {
             reloads,
             config_version,
             reload_seconds,
+            access_log,
         })
     }
 

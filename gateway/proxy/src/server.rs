@@ -19,6 +19,7 @@ use pingora::services::listening::Service;
 
 use crate::active::{ActiveConfig, ConfigBuilder, listener_set};
 use crate::admin::AdminApp;
+use crate::accesslog::{self, AccessLogOptions};
 use crate::error::ConfigError;
 use crate::internal::{GatewayDispatcher, RedisRateLimiter};
 use crate::metrics::GatewayMetrics;
@@ -36,6 +37,8 @@ pub struct GatewayOptions {
     pub threads: usize,
     /// Redis for the cluster-wide rate limiter (`redis://host:port`); none: local limits only.
     pub redis_url: Option<String>,
+    /// Where the access log is written; none: records stay unconsumed in memory (bounded).
+    pub access_log: Option<AccessLogOptions>,
 }
 
 impl Default for GatewayOptions {
@@ -45,6 +48,7 @@ impl Default for GatewayOptions {
             cache_dir: None,
             threads: 0,
             redis_url: None,
+            access_log: None,
         }
     }
 }
@@ -116,6 +120,9 @@ impl Gateway {
         let listeners = listener_set(&snapshot);
         let active = builder.build(snapshot)?;
         let metrics = Arc::new(GatewayMetrics::new().map_err(|e| ConfigError::Runtime(e.to_string()))?);
+        if let Some(access_log) = options.access_log.clone() {
+            background.spawn(accesslog::run(runtime.clone(), access_log, metrics.access_log.clone()));
+        }
         metrics.config_version.set(numeric_version(&active.snapshot.version));
         Ok(Self {
             config: Arc::new(ArcSwap::from_pointee(active)),

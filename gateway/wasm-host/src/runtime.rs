@@ -126,6 +126,27 @@ impl Runtime {
         self.inner.metrics.clone()
     }
 
+    /// Registers a queue the host itself consumes (e.g. the access log): plugins resolve it by
+    /// `vm_id` and `name` and enqueue; the receiver is told when items arrive.
+    pub fn register_host_queue(
+        &self,
+        vm_id: &str,
+        name: &str,
+    ) -> Result<(u32, tokio::sync::mpsc::UnboundedReceiver<crate::shared::QueueReady>), crate::abi::Status> {
+        let (notify, ready) = tokio::sync::mpsc::unbounded_channel();
+        let owner = crate::shared::QueueOwner {
+            root_context_id: 0,
+            notify,
+        };
+        let id = self.inner.shared.register_queue(vm_id, name, owner)?;
+        Ok((id, ready))
+    }
+
+    /// Takes the oldest item of a queue, if there is one.
+    pub fn dequeue(&self, queue_id: u32) -> Option<Vec<u8>> {
+        self.inner.shared.dequeue(queue_id).ok()
+    }
+
     /// Shared data and queues.
     pub(crate) fn shared_state(&self) -> Arc<SharedState> {
         self.inner.shared.clone()
