@@ -12,7 +12,12 @@ use paved_model::snapshot::Snapshot;
 #[derive(clap::Args)]
 pub struct GatewayArgs {
     /// The configuration (see docs/gateway-config.md); or use --control-plane.
-    #[arg(long, short, required_unless_present = "control_plane", conflicts_with = "control_plane")]
+    #[arg(
+        long,
+        short,
+        required_unless_present = "control_plane",
+        conflicts_with = "control_plane"
+    )]
     config: Option<PathBuf>,
     /// Watch this control plane (`host:port`) for configuration instead of a file.
     #[arg(long, requires = "gateway_token")]
@@ -41,7 +46,8 @@ pub struct GatewayArgs {
 }
 
 fn load(path: &Path) -> anyhow::Result<Snapshot> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(Snapshot::from_yaml_str(&text, &path.display().to_string())?)
 }
 
@@ -80,7 +86,8 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
 }
 
 fn run_from_file(path: &Path, options: GatewayOptions) -> anyhow::Result<()> {
-    let gateway = Arc::new(Gateway::new(load(path)?, options).context("loading the configuration")?);
+    let gateway =
+        Arc::new(Gateway::new(load(path)?, options).context("loading the configuration")?);
     tracing::info!(config = %path.display(), version = %gateway.version(), "gateway configured");
     let reloader = gateway.clone();
     let path = path.to_path_buf();
@@ -103,13 +110,20 @@ fn run_from_file(path: &Path, options: GatewayOptions) -> anyhow::Result<()> {
 }
 
 /// Starts from the last good snapshot on disk (or waits for the first one), then watches.
-pub fn run_from_control_plane(control_plane: ControlPlane, options: GatewayOptions) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+pub fn run_from_control_plane(
+    control_plane: ControlPlane,
+    options: GatewayOptions,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let snapshot = runtime.block_on(distribution::initial_snapshot(&control_plane));
     drop(runtime);
     let gateway = Arc::new(Gateway::new(snapshot, options).context("loading the first snapshot")?);
     tracing::info!(control_plane = %control_plane.address, version = %gateway.version(), "gateway configured");
-    gateway.background().spawn(distribution::watch(gateway.clone(), control_plane));
+    gateway
+        .background()
+        .spawn(distribution::watch(gateway.clone(), control_plane));
     gateway.run(ShutdownHandle::new().watch())?;
     Ok(())
 }

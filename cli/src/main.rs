@@ -1,6 +1,10 @@
 //! `paved`: the entry point of every part of the platform.
 
+mod apply_cmd;
+mod control_plane_cmd;
+mod demo;
 mod gateway_cmd;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -15,8 +19,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway from a configuration file (reloaded on SIGHUP).
+    /// The whole platform on this machine: control plane, gateway, demo app.
+    Up(up::UpArgs),
+    /// Run the gateway from a configuration file (reloaded on SIGHUP) or a control plane.
     Gateway(gateway_cmd::GatewayArgs),
+    /// Run the control plane alone.
+    ControlPlane(control_plane_cmd::ControlPlaneArgs),
+    /// Plan or apply a paved.yaml through the control plane's API.
+    Apply(apply_cmd::ApplyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,6 +37,9 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
+        Command::Up(args) => up::run(args),
         Command::Gateway(args) => gateway_cmd::run(args),
+        Command::ControlPlane(args) => control_plane_cmd::run(args),
+        Command::Apply(args) => apply_cmd::run(args),
     }
 }

@@ -68,6 +68,23 @@ async fn deep_and_complex_queries_are_refused() {
             .contains("nested too deep"),
         "{v}"
     );
+    // GraphiQL's introspection query (TypeRef nested seven times) stays within the limits.
+    let type_ref = "kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }";
+    let introspection = format!(
+        "query IntrospectionQuery {{ __schema {{ queryType {{ name }} mutationType {{ name }} subscriptionType {{ name }} types {{ kind name description fields(includeDeprecated: true) {{ name description args {{ name description type {{ {type_ref} }} defaultValue }} type {{ {type_ref} }} isDeprecated deprecationReason }} inputFields {{ name description type {{ {type_ref} }} defaultValue }} interfaces {{ {type_ref} }} enumValues(includeDeprecated: true) {{ name description isDeprecated deprecationReason }} possibleTypes {{ {type_ref} }} }} directives {{ name description locations args {{ name description type {{ {type_ref} }} defaultValue }} }} }} }}"
+    );
+    let v: Value = http
+        .post(format!("{base}/graphql"))
+        .bearer_auth(&admin)
+        .json(&json!({"query": introspection}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert!(v.get("errors").is_none(), "{v}");
+    assert_eq!(v["data"]["__schema"]["queryType"]["name"], "Query");
     let wide = "{ apps(first: 500) { nodes { versions(first: 500) { version text } } } }";
     let v: Value = http
         .post(format!("{base}/graphql"))

@@ -42,15 +42,26 @@ pub fn start_echo_upstream() -> EchoUpstream {
     let task = runtime.spawn(async move {
         let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
                     let (parts, body) = req.into_parts();
-                    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
                     let headers: HashMap<String, String> = parts
                         .headers
                         .iter()
-                        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                        .map(|(n, v)| {
+                            (
+                                n.as_str().to_owned(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
                         .collect();
                     let echo = serde_json::json!({
                         "method": parts.method.as_str(),
@@ -67,7 +78,9 @@ pub fn start_echo_upstream() -> EchoUpstream {
                         .expect("response");
                     Ok::<_, std::convert::Infallible>(response)
                 });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -83,16 +96,27 @@ pub fn start_static_upstream(body: &'static str) -> SocketAddr {
     listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 tokio::spawn(async move {
-                    let service = service_fn(move |_req: hyper::Request<hyper::body::Incoming>| async move {
-                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes()))))
-                    });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let service = service_fn(
+                        move |_req: hyper::Request<hyper::body::Incoming>| async move {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                Bytes::from_static(body.as_bytes()),
+                            )))
+                        },
+                    );
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -127,11 +151,16 @@ pub fn start_gateway(yaml: &str, upstream: SocketAddr) -> RunningGateway {
 }
 
 /// [`start_gateway`] with `threads` worker threads.
-pub fn start_gateway_with_threads(yaml: &str, upstream: SocketAddr, threads: usize) -> RunningGateway {
+pub fn start_gateway_with_threads(
+    yaml: &str,
+    upstream: SocketAddr,
+    threads: usize,
+) -> RunningGateway {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let text = render(yaml, addr, admin, upstream);
-    let snapshot = Snapshot::from_yaml_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let snapshot =
+        Snapshot::from_yaml_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
     let options = GatewayOptions {
         threads,
         ..GatewayOptions::default()
@@ -186,7 +215,8 @@ pub struct Reply {
 impl Reply {
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     /// A header's value.
@@ -197,10 +227,18 @@ impl Reply {
 
 /// Sends one request over a new connection, with a 10 s bound; panics on transport errors
 /// (a test helper: a failure is the test's failure).
-pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let exchange = async {
         let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
         tokio::spawn(connection);
         let mut request = hyper::Request::builder().method(method).uri(path);
         if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
@@ -210,19 +248,40 @@ pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, 
             request = request.header(*name, *value);
         }
         let response = sender
-            .send_request(request.body(Full::new(Bytes::copy_from_slice(body))).expect("request"))
+            .send_request(
+                request
+                    .body(Full::new(Bytes::copy_from_slice(body)))
+                    .expect("request"),
+            )
             .await
             .expect("response");
         let status = response.status().as_u16();
         let headers = response
             .headers()
             .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        let body = response.into_body().collect().await.expect("body").to_bytes().to_vec();
-        Reply { status, headers, body }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
     };
-    tokio::time::timeout(Duration::from_secs(10), exchange).await.expect("reply within 10 s")
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("reply within 10 s")
 }
 
 /// GET `path`.

@@ -50,7 +50,10 @@ pub fn run_wrk(url: &str, shape: LoadShape) -> anyhow::Result<LoadResult> {
         .context("running wrk (apt-get install wrk; scripts/bench.sh installs it)")?;
     let report = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        bail!("wrk failed: {report}{}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "wrk failed: {report}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     parse_wrk(&report)
 }

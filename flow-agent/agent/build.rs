@@ -20,6 +20,10 @@ fn main() {
     let built = artifacts.join(BPF_BINARY);
     let object = out_dir.join("paved-flow-ebpf.o");
     std::fs::copy(&built, &object).unwrap_or_else(|err| {
-        panic!("the BPF build succeeded but {} cannot be copied to {}: {err}", built.display(), object.display())
+        panic!(
+            "the BPF build succeeded but {} cannot be copied to {}: {err}",
+            built.display(),
+            object.display()
+        )
     });
 }

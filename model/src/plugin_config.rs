@@ -383,6 +383,9 @@ pub struct RatelimitConfig {
     /// Requests one client IP may have in flight at once on this route (flood guard);
     /// 0 turns the guard off.
     pub max_concurrent_per_ip: u32,
+    /// Clients tracked at once per rule in the gateway's memory (the local counters' table
+    /// size); beyond it, new clients share one counter per rule.
+    pub max_tracked_keys: u32,
 }
 
 impl Default for RatelimitConfig {
@@ -395,6 +398,7 @@ impl Default for RatelimitConfig {
             cluster: "paved-ratelimit".into(),
             cluster_timeout_ms: 50,
             max_concurrent_per_ip: 256,
+            max_tracked_keys: 4096,
         }
     }
 }
@@ -529,26 +533,25 @@ mod tests {
         assert_eq!(rl.cluster, "paved-ratelimit");
         assert_eq!(rl.cluster_timeout_ms, 50);
         assert_eq!(rl.max_concurrent_per_ip, 256);
+        assert_eq!(rl.max_tracked_keys, 4096);
         assert_eq!(rl.rules[0].key, RateLimitKey::Header);
         assert_eq!(rl.rules[0].header, "");
-        let h: HeadersConfig = serde_json::from_str(r#"{"remove":["server"]}"#)
-            .unwrap_or_else(|_| HeadersConfig {
+        let h: HeadersConfig =
+            serde_json::from_str(r#"{"remove":["server"]}"#).unwrap_or_else(|_| HeadersConfig {
                 secure_defaults: false,
                 ..HeadersConfig::default()
             });
         assert!(h.secure_defaults && h.cors.is_none());
-        let cors: CorsConfig =
-            serde_json::from_str(r#"{"allowed_origins":["https://a.example"]}"#)
-                .unwrap_or_default();
+        let cors: CorsConfig = serde_json::from_str(r#"{"allowed_origins":["https://a.example"]}"#)
+            .unwrap_or_default();
         assert_eq!(cors.max_age_secs, 600);
         assert_eq!(cors.allowed_methods, ["GET", "HEAD", "POST"]);
     }
 
     #[test]
     fn authn_and_authz_fields_added_later_take_their_defaults() {
-        let a: AuthnConfig =
-            serde_json::from_str(r#"{"issuer":"https://idp","client_id":"gw"}"#)
-                .unwrap_or_default();
+        let a: AuthnConfig = serde_json::from_str(r#"{"issuer":"https://idp","client_id":"gw"}"#)
+            .unwrap_or_default();
         assert_eq!(a.login_path, "/.paved/login");
         assert_eq!(a.jwks_path, "/.paved/jwks.json");
         assert_eq!((a.clock_skew_secs, a.assertion_ttl_secs), (60, 60));

@@ -51,7 +51,7 @@ async fn gateway_objects(cp: &ControlPlane, who: &Principal) -> crate::Result<Ve
 /// Queries.
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// The caller.
     async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
@@ -181,7 +181,7 @@ impl QueryRoot {
 /// Mutations.
 pub struct MutationRoot;
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Validates an intent and shows what applying it would change. Changes nothing.
     async fn plan_intent(
@@ -323,7 +323,7 @@ async fn app_status(
     })
 }
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// The status of one app: first its current status, then one event per change of the app
     /// and per gateway report.

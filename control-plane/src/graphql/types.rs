@@ -306,6 +306,7 @@ impl From<AppFilterInput> for services::AppFilter {
 
 /// A difference at one field.
 #[derive(SimpleObject, Debug, Clone)]
+#[graphql(name = "FieldChange")]
 pub struct FieldChangeObject {
     /// Field path, such as `routes[1].upstream`.
     pub path: String,
@@ -571,6 +572,7 @@ impl ApiTokenObject {
 
 /// A created token, with its secret shown this once.
 #[derive(SimpleObject)]
+#[graphql(name = "CreatedToken")]
 pub struct CreatedTokenObject {
     /// The token.
     pub token: ApiTokenObject,

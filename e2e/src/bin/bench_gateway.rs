@@ -31,7 +31,10 @@ routes:
 /// The filters of the default chain that run without an identity provider, in chain order.
 const CHAIN: &[(&str, &str)] = &[
     ("waf", r#"{"mode": "block", "paranoia": 1}"#),
-    ("ratelimit", r#"{"rules": [{"key": "ip", "rate_per_second": 1000000, "burst": 1000000}]}"#),
+    (
+        "ratelimit",
+        r#"{"rules": [{"key": "ip", "rate_per_second": 1000000, "burst": 1000000}]}"#,
+    ),
     ("headers", "{}"),
     ("accesslog", "{}"),
 ];
@@ -44,9 +47,13 @@ fn chain_route() -> (String, Vec<&'static str>) {
     if available.is_empty() {
         return (String::new(), Vec::new());
     }
-    let mut route = String::from("  - host: \"*\"\n    path_prefix: /chain\n    cluster: app\n    plugins:\n");
+    let mut route =
+        String::from("  - host: \"*\"\n    path_prefix: /chain\n    cluster: app\n    plugins:\n");
     for (name, config) in &available {
-        let _ = writeln!(route, "      - {{name: {name}, builtin: {name}, config: '{config}'}}");
+        let _ = writeln!(
+            route,
+            "      - {{name: {name}, builtin: {name}, config: '{config}'}}"
+        );
     }
     (route, available.iter().map(|(name, _)| *name).collect())
 }
@@ -61,7 +68,12 @@ fn start_nginx(upstream: SocketAddr, dir: &PathBuf) -> anyhow::Result<(Child, u1
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf)?;
     let child = Command::new("nginx")
-        .args(["-p", &dir.display().to_string(), "-c", &path.display().to_string()])
+        .args([
+            "-p",
+            &dir.display().to_string(),
+            "-c",
+            &path.display().to_string(),
+        ])
         .spawn()
         .context("starting nginx (apt-get install nginx-light; scripts/bench.sh installs it)")?;
     std::thread::sleep(Duration::from_millis(500));
@@ -69,7 +81,10 @@ fn start_nginx(upstream: SocketAddr, dir: &PathBuf) -> anyhow::Result<(Child, u1
 }
 
 fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let shape = LoadShape {
         connections: 32,
         threads: 1,
@@ -86,23 +101,41 @@ fn main() -> anyhow::Result<()> {
     let gateway = start_gateway_with_threads(&config, upstream, 1);
     let mut runs: Vec<(String, LoadResult)> = Vec::new();
     let mut measure = |label: &str, url: String| -> anyhow::Result<()> {
-        eprintln!("bench: {label}: warming up, then {seconds} s at {} connections", shape.connections);
+        eprintln!(
+            "bench: {label}: warming up, then {seconds} s at {} connections",
+            shape.connections
+        );
         run_wrk(&url, warmup)?;
         let result = run_wrk(&url, shape)?;
-        eprintln!("bench: {label}: {:.0} req/s, p50 {:?}, p99 {:?}", result.requests_per_second, result.p50, result.p99);
+        eprintln!(
+            "bench: {label}: {:.0} req/s, p50 {:?}, p99 {:?}",
+            result.requests_per_second, result.p50, result.p99
+        );
         runs.push((label.to_owned(), result));
         Ok(())
     };
-    measure("(a) gateway, no filter", format!("http://{}/none", gateway.addr))?;
-    measure("(b) gateway, no-op SDK plugin", format!("http://{}/noop", gateway.addr))?;
+    measure(
+        "(a) gateway, no filter",
+        format!("http://{}/none", gateway.addr),
+    )?;
+    measure(
+        "(b) gateway, no-op SDK plugin",
+        format!("http://{}/noop", gateway.addr),
+    )?;
     if !chain_names.is_empty() {
-        measure(&format!("(c) gateway, chain: {}", chain_names.join(" → ")), format!("http://{}/chain", gateway.addr))?;
+        measure(
+            &format!("(c) gateway, chain: {}", chain_names.join(" → ")),
+            format!("http://{}/chain", gateway.addr),
+        )?;
     }
     drop(gateway);
     let dir = std::env::temp_dir().join(format!("paved-bench-nginx-{}", std::process::id()));
     match start_nginx(upstream, &dir) {
         Ok((mut nginx, port)) => {
-            let result = measure("nginx 1 worker (reference)", format!("http://127.0.0.1:{port}/"));
+            let result = measure(
+                "nginx 1 worker (reference)",
+                format!("http://127.0.0.1:{port}/"),
+            );
             let _ = nginx.kill();
             let _ = nginx.wait();
             result?;
@@ -111,7 +144,9 @@ fn main() -> anyhow::Result<()> {
     }
 
     let baseline = runs[0].1;
-    let mut table = String::from("| run | requests/s | p50 | p99 | vs (a) throughput | errors |\n|---|---:|---:|---:|---:|---:|\n");
+    let mut table = String::from(
+        "| run | requests/s | p50 | p99 | vs (a) throughput | errors |\n|---|---:|---:|---:|---:|---:|\n",
+    );
     for (label, result) in &runs {
         let _ = writeln!(
             table,

@@ -119,7 +119,11 @@ mod tests {
         let mut w = WaitList::new(10, 1000);
         w.push(1, 0, "keys").expect("room");
         w.push(2, 0, "provider").expect("room");
-        let go: Vec<u32> = w.take_ready(|r| *r == "provider").into_iter().map(|x| x.id).collect();
+        let go: Vec<u32> = w
+            .take_ready(|r| *r == "provider")
+            .into_iter()
+            .map(|x| x.id)
+            .collect();
         assert_eq!(go, vec![2]);
         assert_eq!(w.expired(1000).len(), 1, "deadline unchanged");
         assert!(w.drain().is_empty());

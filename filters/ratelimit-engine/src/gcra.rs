@@ -32,7 +32,10 @@ pub enum LimitError {
 impl fmt::Display for LimitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LimitError::Rate(r) => write!(f, "rate must be a positive number of requests per second at most 1e9, found {r}"),
+            LimitError::Rate(r) => write!(
+                f,
+                "rate must be a positive number of requests per second at most 1e9, found {r}"
+            ),
             LimitError::Burst => f.write_str("burst must be at least 1"),
         }
     }
@@ -58,7 +61,10 @@ pub struct Outcome {
 impl Limit {
     /// A limit of `rate_per_second` requests per second with `burst` at once.
     pub fn new(rate_per_second: f64, burst: u32) -> Result<Limit, LimitError> {
-        if !(rate_per_second.is_finite() && rate_per_second > 0.0 && rate_per_second <= NANOS_PER_SECOND) {
+        if !(rate_per_second.is_finite()
+            && rate_per_second > 0.0
+            && rate_per_second <= NANOS_PER_SECOND)
+        {
             return Err(LimitError::Rate(rate_per_second));
         }
         if burst == 0 {
@@ -155,7 +161,11 @@ mod tests {
         let mut passed = 0;
         // Hammer every millisecond for 10 seconds.
         for ms in 0..10_000u64 {
-            let o = limit.check(state.as_ref().map(|s: &[u8; 8]| s.as_slice()), ms * 1_000_000, 1);
+            let o = limit.check(
+                state.as_ref().map(|s: &[u8; 8]| s.as_slice()),
+                ms * 1_000_000,
+                1,
+            );
             if let Some(s) = o.new_state {
                 state = Some(s);
                 passed += 1;
@@ -178,9 +188,15 @@ mod tests {
     fn a_denied_request_says_when_to_retry_and_leaves_the_state_alone() {
         let limit = Limit::new(1.0, 2).unwrap();
         let first = limit.check(None, 0, 1);
-        assert_eq!((first.allowed, first.remaining, first.reset_ns), (true, 1, SECOND));
+        assert_eq!(
+            (first.allowed, first.remaining, first.reset_ns),
+            (true, 1, SECOND)
+        );
         let second = limit.check(first.new_state.as_ref().map(|s| s.as_slice()), 0, 1);
-        assert_eq!((second.allowed, second.remaining, second.reset_ns), (true, 0, 2 * SECOND));
+        assert_eq!(
+            (second.allowed, second.remaining, second.reset_ns),
+            (true, 0, 2 * SECOND)
+        );
         let third = limit.check(second.new_state.as_ref().map(|s| s.as_slice()), 0, 1);
         assert!(!third.allowed);
         assert_eq!(third.new_state, None);
@@ -195,7 +211,10 @@ mod tests {
         let limit = Limit::new(100.0, 10).unwrap();
         let mut state = None;
         for _ in 0..10 {
-            state = limit.check(state.as_ref().map(|s: &[u8; 8]| s.as_slice()), 0, 1).new_state.or(state);
+            state = limit
+                .check(state.as_ref().map(|s: &[u8; 8]| s.as_slice()), 0, 1)
+                .new_state
+                .or(state);
         }
         let o = limit.check(state.as_ref().map(|s| s.as_slice()), 3600 * SECOND, 1);
         assert_eq!((o.allowed, o.remaining), (true, 9));

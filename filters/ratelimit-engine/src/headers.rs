@@ -34,10 +34,22 @@ impl Quota {
     /// denial before an allowance, then the one with the fewest requests left.
     pub fn tightest(self, other: Quota) -> Quota {
         match (self.retry_after_ns, other.retry_after_ns) {
-            (Some(a), Some(b)) => if a >= b { self } else { other },
+            (Some(a), Some(b)) => {
+                if a >= b {
+                    self
+                } else {
+                    other
+                }
+            }
             (Some(_), None) => self,
             (None, Some(_)) => other,
-            (None, None) => if self.remaining <= other.remaining { self } else { other },
+            (None, None) => {
+                if self.remaining <= other.remaining {
+                    self
+                } else {
+                    other
+                }
+            }
         }
     }
 
@@ -87,13 +99,21 @@ mod tests {
         let first = limit.check(None, 0, 1);
         let denied = limit.check(first.new_state.as_ref().map(|s| s.as_slice()), 0, 1);
         let headers = Quota::from_outcome(1, &denied).headers();
-        assert!(headers.contains(&("retry-after", "1".to_string())), "{headers:?}");
+        assert!(
+            headers.contains(&("retry-after", "1".to_string())),
+            "{headers:?}"
+        );
         assert!(headers.contains(&("ratelimit-remaining", "0".to_string())));
     }
 
     #[test]
     fn the_tightest_quota_is_reported() {
-        let q = |remaining, retry| Quota { limit: 10, remaining, reset_ns: 0, retry_after_ns: retry };
+        let q = |remaining, retry| Quota {
+            limit: 10,
+            remaining,
+            reset_ns: 0,
+            retry_after_ns: retry,
+        };
         assert_eq!(q(5, None).tightest(q(2, None)), q(2, None));
         assert_eq!(q(5, None).tightest(q(0, Some(3))), q(0, Some(3)));
         assert_eq!(q(0, Some(1)).tightest(q(0, Some(9))), q(0, Some(9)));

@@ -32,7 +32,7 @@ pub trait Store {
     /// The value of `key` and its CAS token; `None` when absent.
     fn get(&self, key: &str) -> Option<(Vec<u8>, Cas)>;
     /// Writes `key`. With `Some(cas)`, only if the value is still the one read with that
-    /// token; with `None`, only if the key does not exist yet.
+    /// token; with `None`, unconditionally (the ABI has no "create if absent").
     fn set(&self, key: &str, value: &[u8], cas: Option<Cas>) -> Result<(), WriteError>;
 }
 
@@ -52,6 +52,7 @@ impl Store for MemoryStore {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let next = match (entries.get(key), cas) {
             (Some((_, current)), Some(cas)) if *current == cas => current.wrapping_add(1).max(1),
+            (Some((_, current)), None) => current.wrapping_add(1).max(1),
             (None, None) => 1,
             _ => return Err(WriteError::CasMismatch),
         };

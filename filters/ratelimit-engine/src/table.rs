@@ -55,7 +55,10 @@ pub enum TableError {
 impl fmt::Display for TableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TableError::Contended => write!(f, "shared data still contended after {MAX_RETRIES} attempts"),
+            TableError::Contended => write!(
+                f,
+                "shared data still contended after {MAX_RETRIES} attempts"
+            ),
             TableError::Refused => f.write_str("shared data refused a write"),
         }
     }
@@ -132,11 +135,21 @@ impl Table {
             let owner = if slot.overflow { OVERFLOW_OWNER } else { key };
             match decide(slot.payload.as_deref()) {
                 Decision::Keep(value) => {
-                    return Ok(Updated { value, overflow: slot.overflow, retries });
+                    return Ok(Updated {
+                        value,
+                        overflow: slot.overflow,
+                        retries,
+                    });
                 }
                 Decision::Write(payload, value) => {
                     match store.set(&slot.key, &encode(owner, &payload), slot.cas) {
-                        Ok(()) => return Ok(Updated { value, overflow: slot.overflow, retries }),
+                        Ok(()) => {
+                            return Ok(Updated {
+                                value,
+                                overflow: slot.overflow,
+                                retries,
+                            });
+                        }
                         Err(WriteError::CasMismatch) => retries += 1,
                         Err(WriteError::Refused) => return Err(TableError::Refused),
                     }
@@ -181,7 +194,12 @@ impl Table {
             }
         }
         if let Some((slot_key, cas)) = free {
-            return Ok(Some(Slot { key: slot_key, payload: None, cas: Some(cas), overflow: false }));
+            return Ok(Some(Slot {
+                key: slot_key,
+                payload: None,
+                cas: Some(cas),
+                overflow: false,
+            }));
         }
         if let Some(slot_key) = missing {
             self.create(store, &slot_key, now_ns)?;
@@ -221,7 +239,9 @@ impl Table {
                 Ok(()) => {
                     let created = match store.get(slot_key) {
                         Some(_) => Ok(()),
-                        None => store.set(slot_key, &[], None).map_err(|_| TableError::Refused),
+                        None => store
+                            .set(slot_key, &[], None)
+                            .map_err(|_| TableError::Refused),
                     };
                     // Released without CAS: only the holder writes a lease of its own.
                     let _ = store.set(&lock_key, &0u64.to_le_bytes(), None);
@@ -267,10 +287,16 @@ mod tests {
 
     fn count(store: &MemoryStore, table: &Table, key: &str) -> u32 {
         table
-            .update(store, key, 0, |p| p == [0], |payload| {
-                let n = payload.and_then(|p| p.first().copied()).unwrap_or(0) + 1;
-                Decision::Write(vec![n], u32::from(n))
-            })
+            .update(
+                store,
+                key,
+                0,
+                |p| p == [0],
+                |payload| {
+                    let n = payload.and_then(|p| p.first().copied()).unwrap_or(0) + 1;
+                    Decision::Write(vec![n], u32::from(n))
+                },
+            )
             .unwrap()
             .value
     }
@@ -290,14 +316,23 @@ mod tests {
     fn live_keys_beyond_the_slots_share_the_overflow_slot() {
         let store = MemoryStore::default();
         let table = Table::new("t", 2);
-        let ones: Vec<u32> = ["a", "b"].iter().map(|k| count(&store, &table, k)).collect();
+        let ones: Vec<u32> = ["a", "b"]
+            .iter()
+            .map(|k| count(&store, &table, k))
+            .collect();
         assert_eq!(ones, vec![1, 1]);
         let overflowed = table
             .update(&store, "c", 0, |_| false, |_| Decision::Write(vec![9], ()))
             .unwrap();
         assert!(overflowed.overflow);
         let again = table
-            .update(&store, "d", 0, |_| false, |p| Decision::Keep(p.map(<[u8]>::to_vec)))
+            .update(
+                &store,
+                "d",
+                0,
+                |_| false,
+                |p| Decision::Keep(p.map(<[u8]>::to_vec)),
+            )
             .unwrap();
         assert_eq!(again.value, Some(vec![9]));
     }
@@ -306,8 +341,18 @@ mod tests {
     fn expired_slots_are_reused() {
         let store = MemoryStore::default();
         let table = Table::new("t", 1);
-        table.update(&store, "a", 0, |_| true, |_| Decision::Write(vec![0], ())).unwrap();
-        let b = table.update(&store, "b", 0, |p| p == [0], |p| Decision::Keep(p.is_none())).unwrap();
+        table
+            .update(&store, "a", 0, |_| true, |_| Decision::Write(vec![0], ()))
+            .unwrap();
+        let b = table
+            .update(
+                &store,
+                "b",
+                0,
+                |p| p == [0],
+                |p| Decision::Keep(p.is_none()),
+            )
+            .unwrap();
         assert!(b.value && !b.overflow, "b starts fresh in a's expired slot");
     }
 
@@ -322,10 +367,18 @@ mod tests {
                 std::thread::spawn(move || {
                     for _ in 0..200 {
                         table
-                            .update(store.as_ref(), "k", 0, |_| false, |p| {
-                                let n = p.map_or(0, |p| u32::from_le_bytes(p.try_into().unwrap_or([0; 4])));
-                                Decision::Write((n + 1).to_le_bytes().to_vec(), ())
-                            })
+                            .update(
+                                store.as_ref(),
+                                "k",
+                                0,
+                                |_| false,
+                                |p| {
+                                    let n = p.map_or(0, |p| {
+                                        u32::from_le_bytes(p.try_into().unwrap_or([0; 4]))
+                                    });
+                                    Decision::Write((n + 1).to_le_bytes().to_vec(), ())
+                                },
+                            )
                             .unwrap();
                     }
                 })
@@ -335,9 +388,17 @@ mod tests {
             t.join().unwrap();
         }
         let total = table
-            .update(store.as_ref(), "k", 0, |_| false, |p| {
-                Decision::Keep(p.map_or(0, |p| u32::from_le_bytes(p.try_into().unwrap_or([0; 4]))))
-            })
+            .update(
+                store.as_ref(),
+                "k",
+                0,
+                |_| false,
+                |p| {
+                    Decision::Keep(
+                        p.map_or(0, |p| u32::from_le_bytes(p.try_into().unwrap_or([0; 4]))),
+                    )
+                },
+            )
             .unwrap()
             .value;
         assert_eq!(total, 1600);

@@ -144,8 +144,10 @@ impl ParameterSelector {
         let t = &hit.target;
         match self {
             ParameterSelector::Arg(name) => {
-                matches!(t.location, Location::Arg | Location::ArgName | Location::FileName)
-                    && (t.name == *name || t.path == *name)
+                matches!(
+                    t.location,
+                    Location::Arg | Location::ArgName | Location::FileName
+                ) && (t.name == *name || t.path == *name)
             }
             ParameterSelector::Cookie(name) => {
                 matches!(t.location, Location::Cookie | Location::CookieName) && t.name == *name
@@ -183,7 +185,11 @@ impl Exclusion {
         Ok(Exclusion {
             rules,
             path_prefixes: e.path_prefixes.clone(),
-            parameters: e.parameters.iter().map(|p| ParameterSelector::parse(p)).collect(),
+            parameters: e
+                .parameters
+                .iter()
+                .map(|p| ParameterSelector::parse(p))
+                .collect(),
         })
     }
 
@@ -313,7 +319,10 @@ mod tests {
         let f = findings(&[(rule::SQLI_TOKENIZER, Location::Arg, "q")]);
         let block = Waf::new(&config(vec![], WafMode::Block)).unwrap();
         let d = block.decide(&f, "/search");
-        assert_eq!((d.action, d.score, d.rules_csv()), (Action::Deny, 5, "942100".to_string()));
+        assert_eq!(
+            (d.action, d.score, d.rules_csv()),
+            (Action::Deny, 5, "942100".to_string())
+        );
         let detect = Waf::new(&config(vec![], WafMode::Detect)).unwrap();
         assert_eq!(detect.decide(&f, "/search").action, Action::Detect);
     }
@@ -328,7 +337,11 @@ mod tests {
         let waf = Waf::new(&WafConfig::default()).unwrap();
         let d = waf.decide(&f, "/");
         assert_eq!((d.action, d.score), (Action::Allow, 4));
-        let strict = Waf::new(&WafConfig { paranoia: 2, ..WafConfig::default() }).unwrap();
+        let strict = Waf::new(&WafConfig {
+            paranoia: 2,
+            ..WafConfig::default()
+        })
+        .unwrap();
         assert_eq!(strict.decide(&f, "/").action, Action::Deny);
     }
 
@@ -357,13 +370,22 @@ mod tests {
 
     #[test]
     fn invalid_configurations_are_refused_with_the_reason() {
-        let bad = WafConfig { paranoia: 5, ..WafConfig::default() };
+        let bad = WafConfig {
+            paranoia: 5,
+            ..WafConfig::default()
+        };
         assert_eq!(Waf::new(&bad), Err(ConfigError::Paranoia(5)));
         let bad = config(
-            vec![WafExclusion { rules: vec!["sqlx".into()], ..WafExclusion::default() }],
+            vec![WafExclusion {
+                rules: vec!["sqlx".into()],
+                ..WafExclusion::default()
+            }],
             WafMode::Block,
         );
         let err = Waf::new(&bad).unwrap_err();
-        assert!(err.to_string().contains("exclusions[0].rules: \"sqlx\""), "{err}");
+        assert!(
+            err.to_string().contains("exclusions[0].rules: \"sqlx\""),
+            "{err}"
+        );
     }
 }

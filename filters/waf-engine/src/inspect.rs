@@ -132,7 +132,14 @@ impl Arguments {
         }
         let name_norm = Normalized::new(bounded(name), encoding);
         let name_text = name_norm.decoded.to_lowercase();
-        self.named(&name_text, &name_text, &name_norm, Some(value), encoding, findings);
+        self.named(
+            &name_text,
+            &name_text,
+            &name_norm,
+            Some(value),
+            encoding,
+            findings,
+        );
     }
 
     /// An argument whose name is already decoded (JSON keys); `path` is its key path.
@@ -237,7 +244,11 @@ fn is_text(media_type: &str) -> bool {
         || media_type.ends_with("+xml")
         || matches!(
             media_type,
-            "application/xml" | "application/graphql" | "application/javascript" | "application/x-yaml" | "application/yaml"
+            "application/xml"
+                | "application/graphql"
+                | "application/javascript"
+                | "application/x-yaml"
+                | "application/yaml"
         )
 }
 
@@ -308,7 +319,12 @@ fn body(req: &Request<'_>, bytes: &[u8], arguments: &mut Arguments, findings: &m
                     }
                     findings.add(hits, &target);
                 }
-                None => arguments.pair(part.name.as_bytes(), part.content, Encoding::Plain, findings),
+                None => arguments.pair(
+                    part.name.as_bytes(),
+                    part.content,
+                    Encoding::Plain,
+                    findings,
+                ),
             }
         }
     } else if media_type.is_empty() || is_text(&media_type) {

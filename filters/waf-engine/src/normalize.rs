@@ -59,7 +59,8 @@ impl Normalized {
         let mut flags = EncodingFlags::default();
         let mut bytes = raw.to_vec();
         for round in 0..MAX_DECODE_ROUNDS {
-            if !bytes.contains(&b'%') && !(round == 0 && encoding == Encoding::Form) {
+            // A form's first round also turns `+` into spaces, `%` or not.
+            if !(bytes.contains(&b'%') || round == 0 && encoding == Encoding::Form) {
                 break;
             }
             let decoded = url_decode(&bytes, round == 0 && encoding == Encoding::Form);
@@ -191,7 +192,9 @@ fn fold_overlong_utf8(bytes: &[u8]) -> Vec<u8> {
                 out.push(((b & 0x1f) << 6) | (c & 0x3f));
                 i += 2;
             }
-            (0xe0, Some(&c), Some(&d)) if (0x80..0xa0).contains(&c) && (0x80..0xc0).contains(&d) => {
+            (0xe0, Some(&c), Some(&d))
+                if (0x80..0xa0).contains(&c) && (0x80..0xc0).contains(&d) =>
+            {
                 out.push(((c & 0x3f) << 6) | (d & 0x3f));
                 i += 3;
             }
@@ -308,7 +311,7 @@ pub fn unescape_js(input: &str) -> String {
             Some(b'u') if after.as_bytes().get(1) == Some(&b'{') => after
                 .find('}')
                 .filter(|&end| end <= 8)
-                .and_then(|end| hex_value(after[2..end].as_bytes()).map(|v| (v, end + 1))),
+                .and_then(|end| hex_value(&after.as_bytes()[2..end]).map(|v| (v, end + 1))),
             Some(b'u') => after
                 .get(1..5)
                 .and_then(|d| hex_value(d.as_bytes()))
@@ -423,7 +426,10 @@ mod tests {
     #[test]
     fn html_entities_and_js_escapes_decode() {
         assert_eq!(html_entity_decode("&lt;b&gt; &#60;&#x3C &amp;"), "<b> << &");
-        assert_eq!(html_entity_decode("java&#x09;script&colon;"), "java\tscript:");
+        assert_eq!(
+            html_entity_decode("java&#x09;script&colon;"),
+            "java\tscript:"
+        );
         assert_eq!(html_entity_decode("AT&T &ltd"), "AT&T &ltd");
         assert_eq!(unescape_js(r"\u003cscript\x3e\u{41}"), "<script>A");
         assert_eq!(unescape_js(r"C:\users\new"), r"C:\users\new");
@@ -441,7 +447,10 @@ mod tests {
     #[test]
     fn sql_comments_become_spaces_and_mysql_executable_comments_keep_their_content() {
         assert_eq!(strip_sql_comments("1/**/or/**/1"), "1 or 1");
-        assert_eq!(strip_sql_comments("/*!50000union*/ select"), " union  select");
+        assert_eq!(
+            strip_sql_comments("/*!50000union*/ select"),
+            " union  select"
+        );
         assert_eq!(strip_sql_comments("a /* open"), "a /* open");
     }
 }

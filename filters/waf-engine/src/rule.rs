@@ -219,7 +219,12 @@ mod tests {
     #[test]
     fn catalog_is_sorted_unique_and_well_formed() {
         for pair in RULES.windows(2) {
-            assert!(pair[0].id < pair[1].id, "{} before {}", pair[0].id, pair[1].id);
+            assert!(
+                pair[0].id < pair[1].id,
+                "{} before {}",
+                pair[0].id,
+                pair[1].id
+            );
         }
         for r in RULES {
             assert!((1..=4).contains(&r.paranoia), "{}", r.id);

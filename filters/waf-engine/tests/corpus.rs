@@ -28,7 +28,10 @@ const DEFAULT_HEADERS: [(&str, &str); 4] = [
         "user-agent",
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
     ),
-    ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    (
+        "accept",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    ),
     ("accept-language", "en-US,en;q=0.9"),
 ];
 
@@ -47,7 +50,10 @@ impl Case {
             method: &self.method,
             uri: &self.uri,
             headers: &self.headers,
-            body: self.body.as_deref().map(|bytes| Body { bytes, truncated: false }),
+            body: self.body.as_deref().map(|bytes| Body {
+                bytes,
+                truncated: false,
+            }),
         })
     }
 
@@ -80,7 +86,10 @@ fn expand(text: &str) -> String {
         };
         out.push_str(&rest[..start]);
         let inner = &rest[start + 2..end];
-        match inner.rsplit_once('*').and_then(|(t, n)| Some((t, n.parse::<usize>().ok()?))) {
+        match inner
+            .rsplit_once('*')
+            .and_then(|(t, n)| Some((t, n.parse::<usize>().ok()?)))
+        {
             Some((t, n)) => out.push_str(&t.repeat(n)),
             None => out.push_str(&rest[start..end + 2]),
         }
@@ -105,12 +114,23 @@ fn parse_line(origin: String, line: &str) -> Result<Case, String> {
         case.method = text("method").unwrap_or("GET").to_string();
         case.uri = expand(text("uri").unwrap_or("/")).into_bytes();
         case.body = text("body").map(|b| expand(b).into_bytes());
-        for pair in spec.get("headers").and_then(|h| h.as_array()).into_iter().flatten() {
-            let name = pair.get(0).and_then(|n| n.as_str()).ok_or("header without a name")?;
+        for pair in spec
+            .get("headers")
+            .and_then(|h| h.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let name = pair
+                .get(0)
+                .and_then(|n| n.as_str())
+                .ok_or("header without a name")?;
             let value = pair.get(1).and_then(|v| v.as_str()).map(expand);
             spec_headers.push((name.to_lowercase(), value));
         }
-        let filler = spec.get("repeat_headers").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let filler = spec
+            .get("repeat_headers")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
         for i in 0..filler {
             spec_headers.push((format!("x-filler-{i}"), Some("1".into())));
         }
@@ -130,7 +150,10 @@ fn parse_line(origin: String, line: &str) -> Result<Case, String> {
     let mut replaced: Vec<String> = Vec::new();
     for (name, value) in spec_headers {
         let is_default = DEFAULT_HEADERS.iter().any(|(n, _)| *n == name);
-        let default = headers.iter_mut().find(|(n, _)| *n == name).filter(|_| is_default);
+        let default = headers
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+            .filter(|_| is_default);
         match default {
             Some(slot) if !replaced.contains(&name) => {
                 slot.1 = value.map(String::into_bytes);
@@ -147,10 +170,11 @@ fn parse_line(origin: String, line: &str) -> Result<Case, String> {
         .headers
         .iter()
         .any(|(n, _)| n == "content-length" || n == "transfer-encoding");
-    if let Some(body) = &case.body {
-        if !framed {
-            case.headers.push(("content-length".into(), body.len().to_string().into_bytes()));
-        }
+    if let Some(body) = &case.body
+        && !framed
+    {
+        case.headers
+            .push(("content-length".into(), body.len().to_string().into_bytes()));
     }
     Ok(case)
 }
@@ -165,15 +189,24 @@ fn load(dir: &Path) -> Vec<(String, Vec<Case>)> {
     files
         .into_iter()
         .map(|file| {
-            let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let name = file.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let name = file
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             let cases = text
                 .lines()
                 .enumerate()
                 .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
                 .map(|(i, l)| {
                     let short: String = l.chars().take(100).collect();
-                    let origin = format!("{}:{}: {short}", file.file_name().unwrap_or_default().to_string_lossy(), i + 1);
+                    let origin = format!(
+                        "{}:{}: {short}",
+                        file.file_name().unwrap_or_default().to_string_lossy(),
+                        i + 1
+                    );
                     parse_line(origin.clone(), l).unwrap_or_else(|e| panic!("{origin}: {e}"))
                 })
                 .collect();
@@ -203,32 +236,47 @@ fn verdicts(cases: &[Case]) -> Vec<([bool; 4], Vec<u32>)> {
         .map(|case| {
             let findings = case.findings();
             let path = case.path();
-            let denied = wafs.each_ref().map(|w| w.decide(&findings, &path).action == Action::Deny);
+            let denied = wafs
+                .each_ref()
+                .map(|w| w.decide(&findings, &path).action == Action::Deny);
             (denied, wafs[0].decide(&findings, &path).rules)
         })
         .collect()
 }
 
 fn percent(part: usize, whole: usize) -> f64 {
-    if whole == 0 { 0.0 } else { 100.0 * part as f64 / whole as f64 }
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
 }
 
 #[test]
 fn corpus_detection_and_false_positive_rates() {
     let attacks = load(&corpus_dir().join("attack"));
-    let benign: Vec<Case> = load(&corpus_dir().join("benign")).into_iter().flat_map(|(_, c)| c).collect();
+    let benign: Vec<Case> = load(&corpus_dir().join("benign"))
+        .into_iter()
+        .flat_map(|(_, c)| c)
+        .collect();
 
-    let mut table = String::from("\n| corpus | requests | PL1 | PL2 | PL3 | PL4 |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
+    let mut table = String::from(
+        "\n| corpus | requests | PL1 | PL2 | PL3 | PL4 |\n| --- | ---: | ---: | ---: | ---: | ---: |\n",
+    );
     let mut misses = Vec::new();
     let mut total = [0usize; 4];
     let mut all = 0;
     let mut per_family_pl1 = Vec::new();
     for (family, cases) in &attacks {
         let v = verdicts(cases);
-        let detected: [usize; 4] = std::array::from_fn(|pl| v.iter().filter(|(d, _)| d[pl]).count());
+        let detected: [usize; 4] =
+            std::array::from_fn(|pl| v.iter().filter(|(d, _)| d[pl]).count());
         for (case, (d, rules)) in cases.iter().zip(&v) {
             if !d[0] {
-                misses.push(format!("  missed {} (rules at PL1: {rules:?})", case.origin));
+                misses.push(format!(
+                    "  missed {} (rules at PL1: {rules:?})",
+                    case.origin
+                ));
             }
         }
         let _ = writeln!(
@@ -258,7 +306,10 @@ fn corpus_detection_and_false_positive_rates() {
     let fp: [usize; 4] = std::array::from_fn(|pl| v.iter().filter(|(d, _)| d[pl]).count());
     for (case, (d, rules)) in benign.iter().zip(&v) {
         if d[0] {
-            misses.push(format!("  false positive {} (rules: {rules:?})", case.origin));
+            misses.push(format!(
+                "  false positive {} (rules: {rules:?})",
+                case.origin
+            ));
         }
     }
     let _ = writeln!(
@@ -281,7 +332,10 @@ fn corpus_detection_and_false_positive_rates() {
         percent(total[0], all)
     );
     for (family, rate) in per_family_pl1 {
-        assert!(rate >= 90.0, "{family}: detection at paranoia 1 is {rate:.1}%, below 90%");
+        assert!(
+            rate >= 90.0,
+            "{family}: detection at paranoia 1 is {rate:.1}%, below 90%"
+        );
     }
     assert!(
         percent(fp[0], benign.len()) < 1.0,
@@ -293,9 +347,16 @@ fn corpus_detection_and_false_positive_rates() {
 #[test]
 fn corpus_is_large_enough() {
     for (family, cases) in load(&corpus_dir().join("attack")) {
-        assert!(cases.len() >= 40, "{family}: {} attacks, want at least 40", cases.len());
+        assert!(
+            cases.len() >= 40,
+            "{family}: {} attacks, want at least 40",
+            cases.len()
+        );
     }
-    let benign: usize = load(&corpus_dir().join("benign")).iter().map(|(_, c)| c.len()).sum();
+    let benign: usize = load(&corpus_dir().join("benign"))
+        .iter()
+        .map(|(_, c)| c.len())
+        .sum();
     assert!(benign >= 300, "{benign} benign requests, want at least 300");
 }
 
@@ -310,5 +371,8 @@ fn corpus_lines_parse_as_described() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(!case.headers.iter().any(|(n, _)| n == "host"));
     assert!(case.headers.contains(&("x".into(), b"ababab".to_vec())));
-    assert!(case.headers.contains(&("content-length".into(), b"2".to_vec())));
+    assert!(
+        case.headers
+            .contains(&("content-length".into(), b"2".to_vec()))
+    );
 }

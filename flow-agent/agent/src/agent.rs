@@ -347,7 +347,10 @@ impl<S: FlowSource> Pipeline<S> {
         self.metrics
             .set_tracked(self.aggregator.tracked_connections() as u64);
         if dropped > 0 {
-            tracing::warn!(dropped, "the kernel dropped flow records: the ring buffer was full");
+            tracing::warn!(
+                dropped,
+                "the kernel dropped flow records: the ring buffer was full"
+            );
         }
 
         let per_batch = self.config_now.max_flows_per_batch.max(1);

@@ -62,7 +62,10 @@ mod tests {
     fn v4_mapped_addresses_become_ipv4() {
         let mapped = Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped().octets();
         assert_eq!(ip(mapped), IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)));
-        assert_eq!(ip(Ipv6Addr::LOCALHOST.octets()), IpAddr::V6(Ipv6Addr::LOCALHOST));
+        assert_eq!(
+            ip(Ipv6Addr::LOCALHOST.octets()),
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        );
     }
 
     #[test]

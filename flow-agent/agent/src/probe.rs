@@ -442,8 +442,14 @@ fn load_sweep(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
 /// Whether the socket endpoint offsets interim records need are missing.
 fn has_unknown_sock_offsets(offsets: &KernelOffsets) -> bool {
     let sock = offsets.sock;
-    [sock.family, sock.num, sock.dport, sock.daddr, sock.rcv_saddr]
-        .contains(&paved_flow_common::OFFSET_UNKNOWN)
+    [
+        sock.family,
+        sock.num,
+        sock.dport,
+        sock.daddr,
+        sock.rcv_saddr,
+    ]
+    .contains(&paved_flow_common::OFFSET_UNKNOWN)
 }
 
 fn write_offsets(ebpf: &mut Ebpf, offsets: KernelOffsets) -> Result<(), ProbeError> {

@@ -38,7 +38,10 @@ impl SwitchableSink {
     }
     fn batches(&self) -> Vec<(u64, u64, u32)> {
         let delivered = self.delivered.lock().expect("lock");
-        delivered.iter().map(|(&(e, s), &(n, _))| (e, s, n)).collect()
+        delivered
+            .iter()
+            .map(|(&(e, s), &(n, _))| (e, s, n))
+            .collect()
     }
 }
 
@@ -62,7 +65,9 @@ impl FlowSink for SwitchableSink {
 }
 
 /// Feeds one connection every 50 ms until told to stop; returns how many were fed.
-fn feed(records: mpsc::Sender<paved_flow_agent::FlowRecord>) -> (watch::Sender<bool>, tokio::task::JoinHandle<u64>) {
+fn feed(
+    records: mpsc::Sender<paved_flow_agent::FlowRecord>,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<u64>) {
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let task = tokio::spawn(async move {
         let mut fed = 0;
@@ -97,15 +102,26 @@ async fn batches_wait_on_disk_while_the_sink_is_away_and_arrive_in_order_afterwa
     let dir = spool_dir("outage");
     let sink = Arc::new(SwitchableSink::default());
     let (records, source) = ChannelSource::new(1024);
-    let agent = FlowAgent::spawn(settings("outage", disk(&dir)), source, sink.clone(), one_second())
-        .expect("agent starts");
+    let agent = FlowAgent::spawn(
+        settings("outage", disk(&dir)),
+        source,
+        sink.clone(),
+        one_second(),
+    )
+    .expect("agent starts");
     let (stop_feed, feeder) = feed(records);
 
     // Up, then down long enough for several intervals.
-    assert!(eventually(Duration::from_secs(5), || agent.metrics().batches_exported >= 1).await);
+    assert!(
+        eventually(Duration::from_secs(5), || agent.metrics().batches_exported
+            >= 1)
+        .await
+    );
     sink.down.store(true, Ordering::SeqCst);
     assert!(
-        eventually(Duration::from_secs(10), || agent.metrics().batches_buffered >= 3).await,
+        eventually(Duration::from_secs(10), || agent.metrics().batches_buffered
+            >= 3)
+        .await,
         "{:?}",
         agent.metrics()
     );
@@ -116,7 +132,9 @@ async fn batches_wait_on_disk_while_the_sink_is_away_and_arrive_in_order_afterwa
     // Back: the backlog drains.
     sink.down.store(false, Ordering::SeqCst);
     assert!(
-        eventually(Duration::from_secs(10), || agent.metrics().batches_buffered == 0).await,
+        eventually(Duration::from_secs(10), || agent.metrics().batches_buffered
+            == 0)
+        .await,
         "{:?}",
         agent.metrics()
     );
@@ -125,11 +143,18 @@ async fn batches_wait_on_disk_while_the_sink_is_away_and_arrive_in_order_afterwa
     agent.shutdown().await.expect("clean shutdown");
 
     let batches = sink.batches();
-    assert!(batches.iter().all(|&(_, _, times)| times == 1), "each batch exactly once: {batches:?}");
+    assert!(
+        batches.iter().all(|&(_, _, times)| times == 1),
+        "each batch exactly once: {batches:?}"
+    );
     let sequences: Vec<u64> = batches.iter().map(|&(_, s, _)| s).collect();
     let expected: Vec<u64> = (0..sequences.len() as u64).collect();
     assert_eq!(sequences, expected, "no batch missing");
-    assert_eq!(sink.connections(), fed, "every connection fed is in a delivered batch");
+    assert_eq!(
+        sink.connections(),
+        fed,
+        "every connection fed is in a delivered batch"
+    );
     assert_eq!(std::fs::read_dir(&dir).expect("spool dir").count(), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -141,10 +166,19 @@ async fn batches_kept_on_disk_at_shutdown_are_delivered_by_the_next_start() {
     sink.down.store(true, Ordering::SeqCst);
 
     let (records, source) = ChannelSource::new(1024);
-    let agent = FlowAgent::spawn(settings("restart", disk(&dir)), source, sink.clone(), one_second())
-        .expect("first agent starts");
+    let agent = FlowAgent::spawn(
+        settings("restart", disk(&dir)),
+        source,
+        sink.clone(),
+        one_second(),
+    )
+    .expect("first agent starts");
     let (stop_feed, feeder) = feed(records);
-    assert!(eventually(Duration::from_secs(10), || agent.metrics().batches_buffered >= 2).await);
+    assert!(
+        eventually(Duration::from_secs(10), || agent.metrics().batches_buffered
+            >= 2)
+        .await
+    );
     let _ = stop_feed.send(true);
     let fed_first = feeder.await.expect("feeder");
     agent.shutdown().await.expect("clean shutdown");
@@ -155,8 +189,13 @@ async fn batches_kept_on_disk_at_shutdown_are_delivered_by_the_next_start() {
     tokio::time::sleep(Duration::from_millis(5)).await;
     sink.down.store(false, Ordering::SeqCst);
     let (records, source) = ChannelSource::new(1024);
-    let agent = FlowAgent::spawn(settings("restart", disk(&dir)), source, sink.clone(), one_second())
-        .expect("second agent starts");
+    let agent = FlowAgent::spawn(
+        settings("restart", disk(&dir)),
+        source,
+        sink.clone(),
+        one_second(),
+    )
+    .expect("second agent starts");
     records.send(closed_record(443, 100)).await.expect("send");
     assert!(
         eventually(Duration::from_secs(10), || {
@@ -170,7 +209,10 @@ async fn batches_kept_on_disk_at_shutdown_are_delivered_by_the_next_start() {
     agent.shutdown().await.expect("clean shutdown");
 
     let batches = sink.batches();
-    assert!(batches.iter().all(|&(_, _, times)| times == 1), "{batches:?}");
+    assert!(
+        batches.iter().all(|&(_, _, times)| times == 1),
+        "{batches:?}"
+    );
     let epochs: std::collections::BTreeSet<u64> = batches.iter().map(|&(e, _, _)| e).collect();
     assert_eq!(epochs.len(), 2, "batches of both runs: {batches:?}");
     assert_eq!(sink.connections(), fed_first + 1);

@@ -51,7 +51,10 @@ async fn a_connection_kept_open_gets_interim_records_with_cumulative_counters() 
     let Some(mut probe) = start_probe() else {
         return;
     };
-    assert!(probe.interim_supported(), "the sweep program must load here");
+    assert!(
+        probe.interim_supported(),
+        "the sweep program must load here"
+    );
     probe.set_poll_interval(Duration::from_millis(10));
 
     let listener =
@@ -71,7 +74,11 @@ async fn a_connection_kept_open_gets_interim_records_with_cumulative_counters() 
         .sweep_interim(Duration::from_secs(60))
         .expect("sweep runs");
     assert!(report.sockets >= 2, "both sides are tracked: {report:?}");
-    assert!(drain(&mut probe, port, 0, Duration::from_millis(100)).await.is_empty());
+    assert!(
+        drain(&mut probe, port, 0, Duration::from_millis(100))
+            .await
+            .is_empty()
+    );
 
     probe
         .sweep_interim(Duration::from_millis(200))
@@ -105,7 +112,11 @@ async fn a_connection_kept_open_gets_interim_records_with_cumulative_counters() 
     probe
         .sweep_interim(Duration::from_millis(200))
         .expect("sweep runs");
-    assert!(drain(&mut probe, port, 0, Duration::from_millis(100)).await.is_empty());
+    assert!(
+        drain(&mut probe, port, 0, Duration::from_millis(100))
+            .await
+            .is_empty()
+    );
 
     // More data, then another interim: counters are cumulative.
     server.write_all(&[b'b'; 5_000]).expect("server writes");

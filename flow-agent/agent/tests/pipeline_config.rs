@@ -38,8 +38,13 @@ async fn port_filters_change_at_run_time_without_restart() {
         interval: LONG,
         ..FlowConfig::default()
     });
-    let agent = FlowAgent::spawn(settings("filters", memory()), source, Arc::new(sink), config_rx)
-        .expect("agent starts");
+    let agent = FlowAgent::spawn(
+        settings("filters", memory()),
+        source,
+        Arc::new(sink),
+        config_rx,
+    )
+    .expect("agent starts");
 
     records.send(closed_record(443, 10)).await.expect("send");
     records.send(closed_record(22, 20)).await.expect("send");
@@ -69,6 +74,8 @@ async fn port_filters_change_at_run_time_without_restart() {
     assert_eq!(after.stats.filtered, 1);
     assert_eq!(agent.metrics().records_filtered, 1);
     assert_eq!(agent.metrics().config_updates, 1);
+    // Nobody answers the final batch: without a receiver it fails at once.
+    drop(receiver);
     agent.shutdown().await.expect("clean shutdown");
 }
 
@@ -80,8 +87,13 @@ async fn the_interval_changes_at_run_time_and_an_invalid_config_is_refused() {
         interval: LONG,
         ..FlowConfig::default()
     });
-    let agent = FlowAgent::spawn(settings("interval", memory()), source, Arc::new(sink), config_rx)
-        .expect("agent starts");
+    let agent = FlowAgent::spawn(
+        settings("interval", memory()),
+        source,
+        Arc::new(sink),
+        config_rx,
+    )
+    .expect("agent starts");
 
     // Invalid: refused, the hour-long interval stays.
     config_tx
@@ -103,11 +115,20 @@ async fn the_interval_changes_at_run_time_and_an_invalid_config_is_refused() {
     let started = tokio::time::Instant::now();
     let first = next_batch(&mut receiver).await;
     let second = next_batch(&mut receiver).await;
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(second.sequence, first.sequence + 1);
     assert_eq!(second.interval_start_ms, first.interval_end_ms);
     let span = second.interval_end_ms - second.interval_start_ms;
-    assert!((800..=1_500).contains(&span), "a one-second interval, got {span} ms");
+    assert!(
+        (800..=1_500).contains(&span),
+        "a one-second interval, got {span} ms"
+    );
+    // Nobody answers the final batch: without a receiver it fails at once.
+    drop(receiver);
     agent.shutdown().await.expect("clean shutdown");
 }
 
@@ -120,8 +141,13 @@ async fn an_interval_with_many_aggregates_is_split_into_bounded_batches() {
         max_flows_per_batch: 10,
         ..FlowConfig::default()
     });
-    let agent = FlowAgent::spawn(settings("split", memory()), source, Arc::new(sink), config_rx)
-        .expect("agent starts");
+    let agent = FlowAgent::spawn(
+        settings("split", memory()),
+        source,
+        Arc::new(sink),
+        config_rx,
+    )
+    .expect("agent starts");
     for port in 1..=25u16 {
         records.send(closed_record(port, 1)).await.expect("send");
     }
@@ -134,8 +160,17 @@ async fn an_interval_with_many_aggregates_is_split_into_bounded_batches() {
     ];
     let sizes: Vec<_> = batches.iter().map(|b| b.flows.len()).collect();
     assert_eq!(sizes, [10, 10, 5]);
-    assert_eq!(batches[0].stats.records, 25, "the interval's counters ride on its first batch");
+    assert_eq!(
+        batches[0].stats.records, 25,
+        "the interval's counters ride on its first batch"
+    );
     assert_eq!(batches[1].stats.records, 0);
-    assert!(batches.iter().all(|b| b.interval_end_ms == batches[0].interval_end_ms));
+    assert!(
+        batches
+            .iter()
+            .all(|b| b.interval_end_ms == batches[0].interval_end_ms)
+    );
+    // Nobody answers the final batch: without a receiver it fails at once.
+    drop(receiver);
     agent.shutdown().await.expect("clean shutdown");
 }

@@ -129,24 +129,48 @@ async fn loopback_connections_are_aggregated_with_their_counts_and_byte_sums() {
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
     let out = find(batch, Direction::Outbound).expect("client side");
-    assert_eq!((out.connections, out.closed), (CONNECTIONS, CONNECTIONS), "{out:#?}");
+    assert_eq!(
+        (out.connections, out.closed),
+        (CONNECTIONS, CONNECTIONS),
+        "{out:#?}"
+    );
     assert!(within(out.bytes_sent, sent, CONNECTIONS), "{out:#?}");
-    assert!(within(out.bytes_received, answered, CONNECTIONS), "{out:#?}");
-    assert_eq!((out.service_port, out.remote_addr, out.local_addr), (port, localhost, localhost));
+    assert!(
+        within(out.bytes_received, answered, CONNECTIONS),
+        "{out:#?}"
+    );
+    assert_eq!(
+        (out.service_port, out.remote_addr, out.local_addr),
+        (port, localhost, localhost)
+    );
     assert_eq!(out.process.pid, me);
-    assert!(out.process.exe.is_some(), "our executable is known: {out:#?}");
+    assert!(
+        out.process.exe.is_some(),
+        "our executable is known: {out:#?}"
+    );
     assert_eq!(out.rtt.count(), CONNECTIONS);
     assert!(out.cgroup_id != 0);
 
     let inbound = find(batch, Direction::Inbound).expect("server side");
-    assert_eq!((inbound.connections, inbound.closed), (CONNECTIONS, CONNECTIONS));
-    assert!(within(inbound.bytes_received, sent, CONNECTIONS), "{inbound:#?}");
-    assert!(within(inbound.bytes_sent, answered, CONNECTIONS), "{inbound:#?}");
+    assert_eq!(
+        (inbound.connections, inbound.closed),
+        (CONNECTIONS, CONNECTIONS)
+    );
+    assert!(
+        within(inbound.bytes_received, sent, CONNECTIONS),
+        "{inbound:#?}"
+    );
+    assert!(
+        within(inbound.bytes_sent, answered, CONNECTIONS),
+        "{inbound:#?}"
+    );
     assert_eq!(inbound.service_port, port);
     assert_eq!(inbound.process.pid, me);
 
     let metrics = agent.metrics();
     assert_eq!(metrics.records_dropped_kernel, 0);
+    // Nobody answers the final batch: without a receiver it fails at once.
+    drop(receiver);
     agent.shutdown().await.expect("clean shutdown");
 }
 
@@ -217,8 +241,14 @@ async fn a_connection_open_longer_than_the_interval_reports_its_bytes_before_it_
         .filter_map(|b| find(b, Direction::Outbound))
         .collect();
     assert_eq!(rest.iter().map(|f| f.closed).sum::<u64>(), 1, "{later:#?}");
-    assert_eq!(rest.iter().map(|f| f.connections).sum::<u64>(), 0, "counted once: {later:#?}");
+    assert_eq!(
+        rest.iter().map(|f| f.connections).sum::<u64>(),
+        0,
+        "counted once: {later:#?}"
+    );
     let total = first.bytes_sent + rest.iter().map(|f| f.bytes_sent).sum::<u64>();
     assert!(within(total, 15_000, 1), "all bytes, once: {total}");
+    // Nobody answers the final batch: without a receiver it fails at once.
+    drop(receiver);
     agent.shutdown().await.expect("clean shutdown");
 }

@@ -308,7 +308,10 @@ impl FlowBatch {
             if flow.first_seen_ms > flow.last_seen_ms {
                 return Err(BatchError::invalid(
                     at("first_seen_ms"),
-                    format!("{} is after last_seen_ms {}", flow.first_seen_ms, flow.last_seen_ms),
+                    format!(
+                        "{} is after last_seen_ms {}",
+                        flow.first_seen_ms, flow.last_seen_ms
+                    ),
                 ));
             }
             if flow.first_seen_ms < earliest || flow.last_seen_ms > latest {
@@ -431,8 +434,14 @@ mod tests {
 
     #[test]
     fn garbage_and_wrong_shapes_are_json_errors() {
-        assert!(matches!(decode_batch(b"not json"), Err(BatchError::Json(_))));
-        assert!(matches!(decode_batch(b"{\"version\":1}"), Err(BatchError::Json(_))));
+        assert!(matches!(
+            decode_batch(b"not json"),
+            Err(BatchError::Json(_))
+        ));
+        assert!(matches!(
+            decode_batch(b"{\"version\":1}"),
+            Err(BatchError::Json(_))
+        ));
         let err = decode_batch(b"{\"version\":1,\"agent_id\":\"a.b\"}").expect_err("bad id");
         assert!(err.to_string().contains("agent id"), "{err}");
     }
@@ -450,7 +459,8 @@ mod tests {
     fn rule_breaking_fields_are_named_in_the_error() {
         let mut batch = sample();
         batch.interval_end_ms = batch.interval_start_ms;
-        let err = decode_batch(&encode_batch(&batch).expect("encodes")).expect_err("empty interval");
+        let err =
+            decode_batch(&encode_batch(&batch).expect("encodes")).expect_err("empty interval");
         assert!(err.to_string().contains("interval_end_ms"), "{err}");
 
         let mut batch = sample();
@@ -471,7 +481,10 @@ mod tests {
     #[test]
     fn oversized_input_is_refused_before_parsing() {
         let big = vec![b' '; MAX_BATCH_BYTES + 1];
-        assert!(matches!(decode_batch(&big), Err(BatchError::TooLarge { .. })));
+        assert!(matches!(
+            decode_batch(&big),
+            Err(BatchError::TooLarge { .. })
+        ));
     }
 
     #[test]
@@ -483,7 +496,10 @@ mod tests {
             Err(AgentIdError::BadCharacter { found: '.' })
         );
         assert!(AgentId::new("x".repeat(65)).is_err());
-        assert_eq!(AgentId::sanitized("web.prod.internal").as_str(), "web-prod-internal");
+        assert_eq!(
+            AgentId::sanitized("web.prod.internal").as_str(),
+            "web-prod-internal"
+        );
         assert_eq!(AgentId::sanitized("").as_str(), "agent");
     }
 }

@@ -73,10 +73,7 @@ impl FlowSink for ChannelSink {
             let outcome = tokio::time::timeout(self.ack_timeout, exchange)
                 .await
                 .map_err(|_| {
-                    SinkError::unavailable(
-                        SINK,
-                        format!("no answer within {:?}", self.ack_timeout),
-                    )
+                    SinkError::unavailable(SINK, format!("no answer within {:?}", self.ack_timeout))
                 })??;
             match outcome {
                 Reply::Stored => Ok(()),
@@ -173,5 +170,72 @@ impl ChannelReceiver {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use paved_flow_proto::{AgentId, BatchStats, SCHEMA_VERSION};
+
+    use super::*;
+
+    fn batch(sequence: u64) -> FlowBatch {
+        FlowBatch {
+            version: SCHEMA_VERSION,
+            agent_id: AgentId::new("a").expect("id"),
+            host: "h".into(),
+            epoch_ms: 1,
+            sequence,
+            interval_start_ms: 10,
+            interval_end_ms: 20,
+            sampling_rate: 1.0,
+            stats: BatchStats::default(),
+            flows: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_send_succeeds_only_once_the_store_succeeded() {
+        let (sink, receiver) = channel(2);
+        let stats = receiver.stats();
+        let stored = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = {
+            let stored = Arc::clone(&stored);
+            move |batch: FlowBatch| {
+                let stored = Arc::clone(&stored);
+                async move {
+                    if batch.sequence == 1 {
+                        return Err(StoreError::Retry("database away".into()));
+                    }
+                    stored.lock().expect("lock").push(batch.sequence);
+                    Ok(())
+                }
+            }
+        };
+        let server = tokio::spawn(async move { receiver.serve(&store).await });
+        sink.send(&batch(0)).await.expect("stored");
+        let err = sink.send(&batch(1)).await.expect_err("store failed");
+        assert!(err.is_retryable(), "{err}");
+        let mut bad = batch(2);
+        bad.interval_end_ms = bad.interval_start_ms;
+        let err = sink.send(&bad).await.expect_err("malformed");
+        assert!(matches!(err, SinkError::Rejected { .. }), "{err}");
+        drop(sink);
+        server.await.expect("server ends when the sink is dropped");
+        assert_eq!(*stored.lock().expect("lock"), vec![0]);
+        let stats = stats.snapshot();
+        assert_eq!((stats.stored, stats.retried, stats.malformed), (1, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn without_a_receiver_the_sink_is_unavailable() {
+        let (sink, receiver) = channel(1);
+        drop(receiver);
+        let err = sink.send(&batch(0)).await.expect_err("nobody listens");
+        assert!(err.is_retryable());
+        let (sink, _receiver) = channel(1);
+        let sink = sink.with_ack_timeout(Duration::from_millis(50));
+        let err = sink.send(&batch(0)).await.expect_err("nobody answers");
+        assert!(err.is_retryable());
     }
 }

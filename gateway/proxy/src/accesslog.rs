@@ -43,7 +43,10 @@ pub async fn run(runtime: Runtime, options: AccessLogOptions, metrics: AccessLog
     let (queue, mut ready) = match runtime.register_host_queue(QUEUE_VM_ID, QUEUE_NAME) {
         Ok(registered) => registered,
         Err(status) => {
-            tracing::error!(?status, "cannot register the access log queue; access logging is off");
+            tracing::error!(
+                ?status,
+                "cannot register the access log queue; access logging is off"
+            );
             return;
         }
     };
@@ -55,7 +58,9 @@ pub async fn run(runtime: Runtime, options: AccessLogOptions, metrics: AccessLog
         // A short pause gathers a batch: one sync covers many records.
         tokio::time::sleep(Duration::from_millis(5)).await;
         while pending.len() < (4 << 20) {
-            let Some(record) = runtime.dequeue(queue) else { break };
+            let Some(record) = runtime.dequeue(queue) else {
+                break;
+            };
             // One record per line: a record containing a newline would break the format.
             if record.contains(&b'\n') {
                 continue;
@@ -85,11 +90,16 @@ fn append(options: &AccessLogOptions, batch: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = options.path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let size = std::fs::metadata(&options.path).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(&options.path)
+        .map(|m| m.len())
+        .unwrap_or(0);
     if size > 0 && size + batch.len() as u64 > options.max_bytes {
         rotate(options)?;
     }
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&options.path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&options.path)?;
     file.write_all(batch)?;
     file.sync_data()
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use paved_model::routing::RouteTable;
 use paved_model::snapshot::{PluginSource, Route, Snapshot};
-use paved_wasm_host::{ClusterDispatcher, HttpCallDispatcher, Plugin, PluginLimits, PluginSpec, Runtime};
+use paved_wasm_host::{
+    ClusterDispatcher, HttpCallDispatcher, Plugin, PluginLimits, PluginSpec, Runtime,
+};
 
 use crate::error::ConfigError;
 use crate::upstream::ClusterRuntime;
@@ -101,19 +103,29 @@ impl ConfigBuilder {
     /// on error nothing is kept.
     pub fn build(&mut self, snapshot: Snapshot) -> Result<ActiveConfig, ConfigError> {
         snapshot.validate()?;
-        let table = RouteTable::new(&snapshot.routes).map_err(|e| ConfigError::Runtime(e.to_string()))?;
+        let table =
+            RouteTable::new(&snapshot.routes).map_err(|e| ConfigError::Runtime(e.to_string()))?;
         let mut clusters = Vec::with_capacity(snapshot.clusters.len());
         for cluster in &snapshot.clusters {
             clusters.push(ClusterRuntime::new(cluster.clone(), &self.background)?);
         }
-        let cluster_index: HashMap<&str, usize> =
-            snapshot.clusters.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
+        let cluster_index: HashMap<&str, usize> = snapshot
+            .clusters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_str(), i))
+            .collect();
 
         // Plugins reach clusters by name through proxy_http_call; set them before plugins load
         // (a plugin may call out from proxy_on_configure).
         let addresses = clusters
             .iter()
-            .map(|c| (c.config.name.clone(), c.endpoints.iter().map(|e| e.addr).collect()))
+            .map(|c| {
+                (
+                    c.config.name.clone(),
+                    c.endpoints.iter().map(|e| e.addr).collect(),
+                )
+            })
             .collect();
         self.clusters.set_clusters(addresses);
 
@@ -132,7 +144,10 @@ impl ConfigBuilder {
                     Some(PluginSource::Builtin(name)) => paved_builtin_plugins::get(name)
                         .ok_or_else(|| {
                             let known: Vec<_> = paved_builtin_plugins::names().collect();
-                            error(format!("no built-in plugin {name:?} (built in: {})", known.join(", ")))
+                            error(format!(
+                                "no built-in plugin {name:?} (built in: {})",
+                                known.join(", ")
+                            ))
                         })?
                         .into(),
                     Some(PluginSource::Wasm(path)) => {
@@ -154,17 +169,21 @@ impl ConfigBuilder {
                 let loaded_plugin = match loaded.get(&key).or_else(|| self.plugins.get(&key)) {
                     Some(existing) => existing.clone(),
                     None => {
-                        let mut spec = PluginSpec::new(plugin.name.clone(), wasm, key.configuration.clone());
+                        let mut spec =
+                            PluginSpec::new(plugin.name.clone(), wasm, key.configuration.clone());
                         spec.vm_configuration = key.vm_configuration.clone();
                         // Plugins of one name and configuration share data; different
                         // configurations (other apps) do not see each other's state.
-                        spec.vm_id = format!("{}/{:016x}", plugin.name, hash_bytes(&key.configuration));
+                        spec.vm_id =
+                            format!("{}/{:016x}", plugin.name, hash_bytes(&key.configuration));
                         spec.limits = PluginLimits {
                             memory_bytes: usize::try_from(key.memory_bytes).unwrap_or(usize::MAX),
                             call_timeout: Duration::from_millis(key.call_timeout_ms),
                             ..PluginLimits::default()
                         };
-                        self.runtime.load(spec, self.dispatcher.clone()).map_err(|e| error(e.to_string()))?
+                        self.runtime
+                            .load(spec, self.dispatcher.clone())
+                            .map_err(|e| error(e.to_string()))?
                     }
                 };
                 loaded.insert(key, loaded_plugin.clone());
@@ -174,9 +193,15 @@ impl ConfigBuilder {
                     security: plugin.security,
                 }));
             }
-            let name = route.app.clone().unwrap_or_else(|| format!("{}{}", route.host, route.path_prefix));
+            let name = route
+                .app
+                .clone()
+                .unwrap_or_else(|| format!("{}{}", route.host, route.path_prefix));
             routes.push(ActiveRoute {
-                cluster: route.cluster.as_deref().and_then(|c| cluster_index.get(c).copied()),
+                cluster: route
+                    .cluster
+                    .as_deref()
+                    .and_then(|c| cluster_index.get(c).copied()),
                 config: route.clone(),
                 name,
                 chain,
@@ -203,7 +228,11 @@ impl ConfigBuilder {
 
 /// The listener addresses of a snapshot, to tell when a reload would need a restart.
 pub fn listener_set(snapshot: &Snapshot) -> HashSet<String> {
-    snapshot.listeners.iter().map(|l| l.address.to_string()).collect()
+    snapshot
+        .listeners
+        .iter()
+        .map(|l| l.address.to_string())
+        .collect()
 }
 
 fn hash_bytes(bytes: &[u8]) -> u64 {

@@ -46,7 +46,10 @@ impl ServeHttp for AdminApp {
             "/readyz" => text(503, "text/plain", "not ready\n".into()),
             "/metrics" => {
                 let config = self.config.load();
-                let body = self.metrics.render(&config, &self.plugin_metrics.render_prometheus("paved_wasm_"));
+                let body = self.metrics.render(
+                    &config,
+                    &self.plugin_metrics.render_prometheus("paved_wasm_"),
+                );
                 text(200, "text/plain; version=0.0.4", body)
             }
             _ => text(404, "text/plain", "not found\n".into()),

@@ -72,7 +72,9 @@ impl RequestChain {
                     None => continue,
                 },
             };
-            let result = context.on_request_headers(&mut self.stream, end_of_stream).await;
+            let result = context
+                .on_request_headers(&mut self.stream, end_of_stream)
+                .await;
             if let Some(decision) = self.settle(index, result.map(BodyVerdict::from)) {
                 return decision;
             }
@@ -87,26 +89,38 @@ impl RequestChain {
             let Some(context) = self.slots[index].context.as_mut() else {
                 continue;
             };
-            let result = context.on_request_body(&mut self.stream, end_of_stream).await;
+            let result = context
+                .on_request_body(&mut self.stream, end_of_stream)
+                .await;
             match self.settle(index, result) {
                 Some(ChainDecision::Buffer) => buffer = true,
                 Some(decision) => return decision,
                 None => {}
             }
         }
-        if buffer { ChainDecision::Buffer } else { ChainDecision::Continue }
+        if buffer {
+            ChainDecision::Buffer
+        } else {
+            ChainDecision::Continue
+        }
     }
 
     /// Runs `proxy_on_response_headers` in reverse order (responses flow back through the
     /// chain), over the filters before `before` only (for a local response produced by
     /// filter `before`).
-    pub async fn response_headers(&mut self, end_of_stream: bool, before: Option<usize>) -> ChainDecision {
+    pub async fn response_headers(
+        &mut self,
+        end_of_stream: bool,
+        before: Option<usize>,
+    ) -> ChainDecision {
         let end = before.unwrap_or(self.slots.len()).min(self.slots.len());
         for index in (0..end).rev() {
             let Some(context) = self.slots[index].context.as_mut() else {
                 continue;
             };
-            let result = context.on_response_headers(&mut self.stream, end_of_stream).await;
+            let result = context
+                .on_response_headers(&mut self.stream, end_of_stream)
+                .await;
             if let Some(decision) = self.settle(index, result.map(BodyVerdict::from)) {
                 return decision;
             }
@@ -128,7 +142,11 @@ impl RequestChain {
                 None => {}
             }
         }
-        if buffer { ChainDecision::Buffer } else { ChainDecision::Continue }
+        if buffer {
+            ChainDecision::Buffer
+        } else {
+            ChainDecision::Continue
+        }
     }
 
     /// Ends every context (`proxy_on_done`, `proxy_on_log`, `proxy_on_delete`).
@@ -141,7 +159,11 @@ impl RequestChain {
     }
 
     /// Turns one filter's result into a decision, or `None` to go on to the next filter.
-    fn settle(&mut self, index: usize, result: Result<BodyVerdict, PluginFailure>) -> Option<ChainDecision> {
+    fn settle(
+        &mut self,
+        index: usize,
+        result: Result<BodyVerdict, PluginFailure>,
+    ) -> Option<ChainDecision> {
         match result {
             Ok(BodyVerdict::Continue) => None,
             Ok(BodyVerdict::Buffer) => Some(ChainDecision::Buffer),
@@ -149,7 +171,10 @@ impl RequestChain {
                 if response.status >= 400 {
                     self.denied_by = Some(self.slots[index].plugin.plugin.name().to_owned());
                 }
-                Some(ChainDecision::Respond { response, by: index })
+                Some(ChainDecision::Respond {
+                    response,
+                    by: index,
+                })
             }
             Ok(BodyVerdict::Close) => {
                 self.denied_by = Some(self.slots[index].plugin.plugin.name().to_owned());

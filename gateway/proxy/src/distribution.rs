@@ -115,12 +115,22 @@ impl ControlPlane {
             SnapshotVersion::Number(n) => n.to_string(),
             SnapshotVersion::Id(id) => id.clone(),
         };
-        let path = format!("/v1/gateways/{}/snapshot?after={after}&wait={WAIT_SECONDS}", self.gateway_id);
-        let (status, version, body) =
-            self.exchange("GET", &path, Bytes::new(), Duration::from_secs(WAIT_SECONDS + 10)).await?;
+        let path = format!(
+            "/v1/gateways/{}/snapshot?after={after}&wait={WAIT_SECONDS}",
+            self.gateway_id
+        );
+        let (status, version, body) = self
+            .exchange(
+                "GET",
+                &path,
+                Bytes::new(),
+                Duration::from_secs(WAIT_SECONDS + 10),
+            )
+            .await?;
         match status {
             200 => {
-                let snapshot = Snapshot::from_json_slice(&body, "control plane snapshot").map_err(|e| e.to_string());
+                let snapshot = Snapshot::from_json_slice(&body, "control plane snapshot")
+                    .map_err(|e| e.to_string());
                 let version = match (&snapshot, version) {
                     (Ok(snapshot), _) => snapshot.version.clone(),
                     (Err(_), Some(header)) => header
@@ -145,7 +155,11 @@ impl ControlPlane {
     }
 
     /// Reports that `version` is served (`error: None`) or was rejected.
-    pub async fn report(&self, version: &SnapshotVersion, error: Option<&str>) -> Result<(), WatchError> {
+    pub async fn report(
+        &self,
+        version: &SnapshotVersion,
+        error: Option<&str>,
+    ) -> Result<(), WatchError> {
         let version = match version {
             SnapshotVersion::Number(n) => serde_json::json!(n),
             SnapshotVersion::Id(id) => serde_json::json!(id),
@@ -156,7 +170,12 @@ impl ControlPlane {
         };
         let path = format!("/v1/gateways/{}/status", self.gateway_id);
         let (status, _, _) = self
-            .exchange("POST", &path, Bytes::from(body.to_string()), Duration::from_secs(10))
+            .exchange(
+                "POST",
+                &path,
+                Bytes::from(body.to_string()),
+                Duration::from_secs(10),
+            )
             .await?;
         if (200..300).contains(&status) {
             Ok(())
@@ -168,26 +187,41 @@ impl ControlPlane {
         }
     }
 
-    async fn exchange(&self, method: &str, path: &str, body: Bytes, timeout: Duration) -> Result<(u16, Option<String>, Vec<u8>), WatchError> {
+    async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<(u16, Option<String>, Vec<u8>), WatchError> {
         let transport = |message: String| WatchError::Transport {
             address: self.address.clone(),
             message,
         };
         let exchange = async {
-            let stream = tokio::net::TcpStream::connect(&self.address).await.map_err(|e| transport(e.to_string()))?;
-            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            let stream = tokio::net::TcpStream::connect(&self.address)
                 .await
                 .map_err(|e| transport(e.to_string()))?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|e| transport(e.to_string()))?;
             let driver = tokio::spawn(connection);
             let request = http::Request::builder()
                 .method(method)
                 .uri(path)
                 .header(http::header::HOST, &self.address)
-                .header(http::header::AUTHORIZATION, format!("Bearer {}", self.token))
+                .header(
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", self.token),
+                )
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(Full::new(body))
                 .map_err(|e| transport(e.to_string()))?;
-            let response = sender.send_request(request).await.map_err(|e| transport(e.to_string()))?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| transport(e.to_string()))?;
             let status = response.status().as_u16();
             let version = response
                 .headers()
@@ -270,7 +304,9 @@ pub async fn watch(gateway: Arc<Gateway>, control_plane: ControlPlane) {
                             tracing::warn!(error = %e, "cannot save the snapshot to disk");
                         }
                     }
-                    Some(error) => tracing::error!(version = %version, error = %error, "snapshot rejected (NACK)"),
+                    Some(error) => {
+                        tracing::error!(version = %version, error = %error, "snapshot rejected (NACK)")
+                    }
                 }
                 if let Err(e) = control_plane.report(&version, error.as_deref()).await {
                     tracing::warn!(error = %e, "cannot report the snapshot's status");
@@ -306,7 +342,11 @@ impl Backoff {
         let base = 200u64.saturating_mul(1 << self.attempt.min(8)).min(30_000);
         self.attempt += 1;
         // Jitter spreads reconnecting gateways out; the clock's nanoseconds are random enough.
-        let jitter = u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos())) % (base / 4 + 1);
+        let jitter = u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos()),
+        ) % (base / 4 + 1);
         Duration::from_millis(base + jitter)
     }
 }
@@ -338,9 +378,15 @@ mod tests {
         assert!(control_plane.last_good().is_none());
         let json = br#"{"version": 7, "listeners": [{"address": "127.0.0.1:8080"}]}"#;
         control_plane.save_last_good(json).expect("saved");
-        assert_eq!(control_plane.last_good().expect("read back").version, SnapshotVersion::Number(7));
+        assert_eq!(
+            control_plane.last_good().expect("read back").version,
+            SnapshotVersion::Number(7)
+        );
         std::fs::write(dir.join("last-good-snapshot.json"), b"{not json").expect("overwrite");
-        assert!(control_plane.last_good().is_none(), "a corrupt file is ignored, not trusted");
+        assert!(
+            control_plane.last_good().is_none(),
+            "a corrupt file is ignored, not trusted"
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 }

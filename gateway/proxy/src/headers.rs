@@ -9,7 +9,10 @@ use pingora::http::{RequestHeader, ResponseHeader};
 pub fn request_map(req: &RequestHeader, scheme: &str) -> HeaderMap {
     let mut map = HeaderMap::new();
     map.add(":method", req.method.as_str());
-    map.add(":path", req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    map.add(
+        ":path",
+        req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+    );
     let authority = req
         .uri
         .authority()
@@ -41,10 +44,12 @@ pub fn apply_request(map: &HeaderMap, req: &mut RequestHeader) -> Result<(), Str
         req.remove_header(&name);
     }
     if let Some(authority) = map.get(":authority") {
-        req.insert_header(http::header::HOST, authority).map_err(|e| format!("host: {e}"))?;
+        req.insert_header(http::header::HOST, authority)
+            .map_err(|e| format!("host: {e}"))?;
     }
     for (name, value) in map.iter().filter(|(n, _)| !n.starts_with(':')) {
-        req.append_header(name.to_owned(), value).map_err(|e| format!("{name}: {e}"))?;
+        req.append_header(name.to_owned(), value)
+            .map_err(|e| format!("{name}: {e}"))?;
     }
     Ok(())
 }
@@ -77,13 +82,19 @@ pub fn apply_response(map: &HeaderMap, resp: &mut ResponseHeader) -> Result<(), 
 }
 
 /// A response header for a status, headers and a body of known length.
-pub fn build_response(status: u16, headers: &HeaderMap, body_len: usize) -> Result<ResponseHeader, String> {
-    let mut resp = ResponseHeader::build(status, Some(headers.len() + 1)).map_err(|e| e.to_string())?;
+pub fn build_response(
+    status: u16,
+    headers: &HeaderMap,
+    body_len: usize,
+) -> Result<ResponseHeader, String> {
+    let mut resp =
+        ResponseHeader::build(status, Some(headers.len() + 1)).map_err(|e| e.to_string())?;
     for (name, value) in headers.iter().filter(|(n, _)| !n.starts_with(':')) {
         if name == "content-length" || name == "transfer-encoding" {
             continue;
         }
-        resp.append_header(name.to_owned(), value).map_err(|e| format!("{name}: {e}"))?;
+        resp.append_header(name.to_owned(), value)
+            .map_err(|e| format!("{name}: {e}"))?;
     }
     resp.insert_header(http::header::CONTENT_LENGTH, body_len.to_string())
         .map_err(|e| e.to_string())?;
@@ -97,14 +108,18 @@ mod tests {
     #[test]
     fn requests_round_trip_through_the_filters_view() {
         let mut req = RequestHeader::build("POST", b"/a/b?c=d", None).expect("request");
-        req.insert_header("host", "app.example.com").expect("header");
+        req.insert_header("host", "app.example.com")
+            .expect("header");
         req.append_header("x-many", "1").expect("header");
         req.append_header("x-many", "2").expect("header");
         let mut map = request_map(&req, "https");
         assert_eq!(map.get_str(":authority"), Some("app.example.com"));
         assert_eq!(map.get_str(":scheme"), Some("https"));
         assert_eq!(map.get_str(":path"), Some("/a/b?c=d"));
-        assert!(map.get("host").is_none(), "Host is the :authority pseudo-header");
+        assert!(
+            map.get("host").is_none(),
+            "Host is the :authority pseudo-header"
+        );
         assert_eq!(map.get_all("x-many").count(), 2);
 
         map.replace(":path", "/rewritten");
@@ -113,9 +128,15 @@ mod tests {
         map.add("x-added", "yes");
         apply_request(&map, &mut req).expect("applies");
         assert_eq!(req.uri.path(), "/rewritten");
-        assert_eq!(req.headers.get("host").map(|h| h.as_bytes()), Some(&b"other.example.com"[..]));
+        assert_eq!(
+            req.headers.get("host").map(|h| h.as_bytes()),
+            Some(&b"other.example.com"[..])
+        );
         assert!(req.headers.get("x-many").is_none());
-        assert_eq!(req.headers.get("x-added").map(|h| h.as_bytes()), Some(&b"yes"[..]));
+        assert_eq!(
+            req.headers.get("x-added").map(|h| h.as_bytes()),
+            Some(&b"yes"[..])
+        );
     }
 
     #[test]

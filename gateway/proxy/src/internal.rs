@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use paved_wasm_host::http_call::{DispatchFuture, HttpCallDispatcher, HttpCallError, HttpCallRequest, HttpCallResponse};
+use paved_wasm_host::http_call::{
+    DispatchFuture, HttpCallDispatcher, HttpCallError, HttpCallRequest, HttpCallResponse,
+};
 use paved_wasm_host::{ClusterDispatcher, HeaderMap};
 use serde_json::json;
 
@@ -72,8 +74,17 @@ impl RedisRateLimiter {
     }
 
     /// Decides one request: `(allowed, remaining, retry_after_ms, reset_ms)`.
-    pub async fn check(&self, key: &str, rate_per_second: f64, burst: u32, cost: u32) -> Result<[i64; 4], String> {
-        if !(rate_per_second.is_finite() && rate_per_second > 0.0) || key.is_empty() || key.len() > 512 {
+    pub async fn check(
+        &self,
+        key: &str,
+        rate_per_second: f64,
+        burst: u32,
+        cost: u32,
+    ) -> Result<[i64; 4], String> {
+        if !(rate_per_second.is_finite() && rate_per_second > 0.0)
+            || key.is_empty()
+            || key.len() > 512
+        {
             return Err("invalid rate-limit request".into());
         }
         let interval_ms = 1000.0 / rate_per_second;
@@ -88,7 +99,9 @@ impl RedisRateLimiter {
             .invoke_async(&mut connection)
             .await
             .map_err(|e| e.to_string())?;
-        reply.try_into().map_err(|r: Vec<i64>| format!("unexpected reply of {} values", r.len()))
+        reply
+            .try_into()
+            .map_err(|r: Vec<i64>| format!("unexpected reply of {} values", r.len()))
     }
 }
 
@@ -121,7 +134,10 @@ impl HttpCallDispatcher for GatewayDispatcher {
     }
 }
 
-async fn answer(limiter: RedisRateLimiter, request: HttpCallRequest) -> Result<HttpCallResponse, HttpCallError> {
+async fn answer(
+    limiter: RedisRateLimiter,
+    request: HttpCallRequest,
+) -> Result<HttpCallResponse, HttpCallError> {
     let respond = |status: u16, body: serde_json::Value| {
         let mut headers = HeaderMap::new();
         headers.add(":status", status.to_string());
@@ -132,8 +148,13 @@ async fn answer(limiter: RedisRateLimiter, request: HttpCallRequest) -> Result<H
             trailers: HeaderMap::new(),
         }
     };
-    if request.headers.get_str(":path") != Some("/v1/ratelimit") || request.headers.get_str(":method") != Some("POST") {
-        return Ok(respond(404, json!({"error": "POST /v1/ratelimit is the only endpoint"})));
+    if request.headers.get_str(":path") != Some("/v1/ratelimit")
+        || request.headers.get_str(":method") != Some("POST")
+    {
+        return Ok(respond(
+            404,
+            json!({"error": "POST /v1/ratelimit is the only endpoint"}),
+        ));
     }
     let ask: Ask = match serde_json::from_slice(&request.body) {
         Ok(ask) => ask,
@@ -177,7 +198,9 @@ mod tests {
 
     async fn decide(dispatcher: &GatewayDispatcher, key: &str) -> serde_json::Value {
         let reply = dispatcher
-            .dispatch(call(json!({"key": key, "rate_per_second": 1.0, "burst": 3})))
+            .dispatch(call(
+                json!({"key": key, "rate_per_second": 1.0, "burst": 3}),
+            ))
             .await
             .expect("redis answers");
         serde_json::from_slice(&reply.body).expect("json")
@@ -185,7 +208,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_is_allowed_then_requests_are_limited_across_gateways() {
-        let limiter = RedisRateLimiter::connect(REDIS).await.expect("redis on 127.0.0.1:6379");
+        let limiter = RedisRateLimiter::connect(REDIS)
+            .await
+            .expect("redis on 127.0.0.1:6379");
         let clusters = Arc::new(ClusterDispatcher::new(Default::default(), 1 << 20));
         // Two gateways share the budget through Redis.
         let one = GatewayDispatcher {
@@ -196,7 +221,11 @@ mod tests {
             clusters,
             ratelimit: Some(limiter),
         };
-        let key = format!("test-{}-{:?}", std::process::id(), std::time::Instant::now());
+        let key = format!(
+            "test-{}-{:?}",
+            std::process::id(),
+            std::time::Instant::now()
+        );
         let mut allowed = 0;
         for i in 0..6 {
             let gateway = if i % 2 == 0 { &one } else { &two };
@@ -204,15 +233,24 @@ mod tests {
             if decision["allowed"] == true {
                 allowed += 1;
             } else {
-                assert!(decision["retry_after_ms"].as_i64().expect("number") > 0, "{decision}");
+                assert!(
+                    decision["retry_after_ms"].as_i64().expect("number") > 0,
+                    "{decision}"
+                );
             }
         }
-        assert_eq!(allowed, 3, "exactly the burst passes within the same second");
+        assert_eq!(
+            allowed, 3,
+            "exactly the burst passes within the same second"
+        );
     }
 
     #[tokio::test]
     async fn a_missing_redis_fails_the_call_so_plugins_fall_back_quickly() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
         // Nothing listens there: connecting fails at once.
         let result = RedisRateLimiter::connect(&format!("redis://127.0.0.1:{port}")).await;
         assert!(result.is_err());
@@ -220,7 +258,9 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_asks_get_a_400_not_a_redis_round_trip() {
-        let limiter = RedisRateLimiter::connect(REDIS).await.expect("redis on 127.0.0.1:6379");
+        let limiter = RedisRateLimiter::connect(REDIS)
+            .await
+            .expect("redis on 127.0.0.1:6379");
         let dispatcher = GatewayDispatcher {
             clusters: Arc::new(ClusterDispatcher::new(Default::default(), 1 << 20)),
             ratelimit: Some(limiter),

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
 
 use crate::active::ActiveConfig;
 
@@ -30,25 +33,45 @@ impl GatewayMetrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("paved_gateway_requests_total", "Requests by route and status"),
+            Opts::new(
+                "paved_gateway_requests_total",
+                "Requests by route and status",
+            ),
             &["route", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new("paved_gateway_request_duration_seconds", "Time from request to last byte")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "paved_gateway_request_duration_seconds",
+                "Time from request to last byte",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
             &["route"],
         )?;
         let denied = IntCounterVec::new(
-            Opts::new("paved_gateway_denied_total", "Requests denied, by route and filter"),
+            Opts::new(
+                "paved_gateway_denied_total",
+                "Requests denied, by route and filter",
+            ),
             &["route", "filter"],
         )?;
-        let upstream_connect_failures =
-            IntCounter::new("paved_gateway_upstream_connect_failures_total", "Failed connections to upstreams")?;
+        let upstream_connect_failures = IntCounter::new(
+            "paved_gateway_upstream_connect_failures_total",
+            "Failed connections to upstreams",
+        )?;
         let reloads = IntCounterVec::new(
-            Opts::new("paved_gateway_config_reloads_total", "Configuration changes by result"),
+            Opts::new(
+                "paved_gateway_config_reloads_total",
+                "Configuration changes by result",
+            ),
             &["result"],
         )?;
-        let config_version = IntGauge::new("paved_gateway_config_version", "The configuration version in force")?;
+        let config_version = IntGauge::new(
+            "paved_gateway_config_version",
+            "The configuration version in force",
+        )?;
         let reload_seconds = Histogram::with_opts(HistogramOpts::new(
             "paved_gateway_config_reload_seconds",
             "Time to build and swap in a configuration",
@@ -61,8 +84,14 @@ impl GatewayMetrics {
         registry.register(Box::new(config_version.clone()))?;
         registry.register(Box::new(reload_seconds.clone()))?;
         let access_log = crate::accesslog::AccessLogMetrics {
-            written: IntCounter::new("paved_gateway_access_log_records_total", "Access log records written and synced")?,
-            write_errors: IntCounter::new("paved_gateway_access_log_write_errors_total", "Failed access log writes (retried)")?,
+            written: IntCounter::new(
+                "paved_gateway_access_log_records_total",
+                "Access log records written and synced",
+            )?,
+            write_errors: IntCounter::new(
+                "paved_gateway_access_log_write_errors_total",
+                "Failed access log writes (retried)",
+            )?,
         };
         registry.register(Box::new(access_log.written.clone()))?;
         registry.register(Box::new(access_log.write_errors.clone()))?;
@@ -82,8 +111,12 @@ impl GatewayMetrics {
     /// Records one finished request.
     pub fn observe(&self, route: &str, status: u16, elapsed: Duration, denied_by: Option<&str>) {
         let status = status.to_string();
-        self.requests.with_label_values(&[route, status.as_str()]).inc();
-        self.latency.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+        self.requests
+            .with_label_values(&[route, status.as_str()])
+            .inc();
+        self.latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
         if let Some(filter) = denied_by {
             self.denied.with_label_values(&[route, filter]).inc();
         }
@@ -110,10 +143,17 @@ impl GatewayMetrics {
             if !seen.insert(std::ptr::from_ref(stats) as usize) {
                 continue;
             }
-            let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            let load =
+                |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
             let name = p.name();
-            lines.push(format!("paved_plugin_calls_total{{plugin=\"{name}\"}} {}", load(&stats.calls)));
-            lines.push(format!("paved_plugin_failures_total{{plugin=\"{name}\"}} {}", load(&stats.failures)));
+            lines.push(format!(
+                "paved_plugin_calls_total{{plugin=\"{name}\"}} {}",
+                load(&stats.calls)
+            ));
+            lines.push(format!(
+                "paved_plugin_failures_total{{plugin=\"{name}\"}} {}",
+                load(&stats.failures)
+            ));
             lines.push(format!(
                 "paved_plugin_call_seconds_total{{plugin=\"{name}\"}} {}",
                 load(&stats.call_nanos) as f64 / 1e9

@@ -54,7 +54,9 @@ pub struct RequestCtx {
 }
 
 fn error_body(error: &str, request_id: &str) -> Vec<u8> {
-    serde_json::json!({ "error": error, "request_id": request_id }).to_string().into_bytes()
+    serde_json::json!({ "error": error, "request_id": request_id })
+        .to_string()
+        .into_bytes()
 }
 
 fn json_response(status: u16, error: &str, request_id: &str) -> LocalResponse {
@@ -69,8 +71,19 @@ fn json_response(status: u16, error: &str, request_id: &str) -> LocalResponse {
 impl GatewayProxy {
     /// Sends a response from the gateway. Filters before `by` see its headers on the way out
     /// (so e.g. security headers are added to a login redirect), as on the upstream path.
-    async fn respond(&self, session: &mut Session, ctx: &mut RequestCtx, response: LocalResponse, by: Option<usize>) -> Result<()> {
-        let mut headers = paved_wasm_host::HeaderMap::from_pairs(response.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+    async fn respond(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        response: LocalResponse,
+        by: Option<usize>,
+    ) -> Result<()> {
+        let mut headers = paved_wasm_host::HeaderMap::from_pairs(
+            response
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_slice())),
+        );
         if let Some(chain) = ctx.chain.as_mut() {
             let mut map = paved_wasm_host::HeaderMap::new();
             map.add(":status", response.status.to_string());
@@ -78,7 +91,9 @@ impl GatewayProxy {
                 map.add(name, value);
             }
             chain.stream.response_headers = map;
-            if let ChainDecision::Continue = chain.response_headers(response.body.is_empty(), by).await {
+            if let ChainDecision::Continue =
+                chain.response_headers(response.body.is_empty(), by).await
+            {
                 headers = chain.stream.response_headers.clone();
             }
         }
@@ -90,15 +105,27 @@ impl GatewayProxy {
         let header = build_response(status, &headers, response.body.len())
             .map_err(|e| Error::explain(ErrorType::InternalError, e))?;
         ctx.status = status;
-        session.write_response_header(Box::new(header), response.body.is_empty()).await?;
+        session
+            .write_response_header(Box::new(header), response.body.is_empty())
+            .await?;
         if !response.body.is_empty() {
-            session.write_response_body(Some(Bytes::from(response.body)), true).await?;
+            session
+                .write_response_body(Some(Bytes::from(response.body)), true)
+                .await?;
         }
         Ok(())
     }
 
-    fn stream_info(&self, session: &Session, ctx: &RequestCtx, route_name: &str, cluster: &str) -> StreamInfo {
-        let inet = |addr: Option<&pingora::protocols::l4::socket::SocketAddr>| addr.and_then(|a| a.as_inet()).copied();
+    fn stream_info(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+        route_name: &str,
+        cluster: &str,
+    ) -> StreamInfo {
+        let inet = |addr: Option<&pingora::protocols::l4::socket::SocketAddr>| {
+            addr.and_then(|a| a.as_inet()).copied()
+        };
         let tls = session
             .digest()
             .and_then(|d| d.ssl_digest.as_ref())
@@ -115,7 +142,11 @@ impl GatewayProxy {
             route_name: route_name.to_owned(),
             cluster_name: cluster.to_owned(),
             start_time: std::time::SystemTime::now(),
-            protocol: if session.is_http2() { "HTTP/2".into() } else { "HTTP/1.1".into() },
+            protocol: if session.is_http2() {
+                "HTTP/2".into()
+            } else {
+                "HTTP/1.1".into()
+            },
         }
     }
 }
@@ -148,7 +179,12 @@ impl ProxyHttp for GatewayProxy {
             .uri
             .host()
             .map(str::to_owned)
-            .or_else(|| req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
+            .or_else(|| {
+                req.headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
             .unwrap_or_default();
         let path = match normalize_path(req.uri.path()) {
             Ok(path) => path,
@@ -173,7 +209,10 @@ impl ProxyHttp for GatewayProxy {
 
         let scheme = if self.tls { "https" } else { "http" };
         let headers = request_map(session.req_header(), scheme);
-        let cluster = route.cluster.map(|i| config.clusters[i].config.name.clone()).unwrap_or_default();
+        let cluster = route
+            .cluster
+            .map(|i| config.clusters[i].config.name.clone())
+            .unwrap_or_default();
         let info = self.stream_info(session, ctx, &route.name, &cluster);
         ctx.received_headers = Some(headers.clone());
         let mut chain = RequestChain::new(&route.chain, HttpStream::new(headers, Arc::new(info)));
@@ -186,11 +225,17 @@ impl ProxyHttp for GatewayProxy {
                 self.respond(session, ctx, response, Some(by)).await?;
                 return Ok(true);
             }
-            ChainDecision::Close => return Err(Error::explain(ErrorType::HTTPStatus(403), "closed by a filter")),
+            ChainDecision::Close => {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(403),
+                    "closed by a filter",
+                ));
+            }
         }
         if let Some(chain) = ctx.chain.as_ref()
             && ctx.received_headers.as_ref() != Some(&chain.stream.request_headers)
-            && let Err(error) = apply_request(&chain.stream.request_headers, session.req_header_mut())
+            && let Err(error) =
+                apply_request(&chain.stream.request_headers, session.req_header_mut())
         {
             tracing::warn!(request_id = %ctx.request_id, error = %error, "a filter produced invalid request headers");
             let response = json_response(500, "filter_produced_invalid_request", &ctx.request_id);
@@ -214,7 +259,10 @@ impl ProxyHttp for GatewayProxy {
         if let Some(chunk) = body.take() {
             if chain.stream.request_body.len() + chunk.len() > ctx.max_body {
                 ctx.pending_local = Some(json_response(413, "body_too_large", &ctx.request_id));
-                return Err(Error::explain(ErrorType::HTTPStatus(413), "request body over the filters' limit"));
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(413),
+                    "request body over the filters' limit",
+                ));
             }
             chain.stream.request_body.extend_from_slice(&chunk);
         }
@@ -230,26 +278,48 @@ impl ProxyHttp for GatewayProxy {
             ChainDecision::Respond { response, .. } => {
                 let status = response.status;
                 ctx.pending_local = Some(response);
-                Err(Error::explain(ErrorType::HTTPStatus(status), "denied by a filter in the request body"))
+                Err(Error::explain(
+                    ErrorType::HTTPStatus(status),
+                    "denied by a filter in the request body",
+                ))
             }
-            ChainDecision::Close => Err(Error::explain(ErrorType::HTTPStatus(403), "closed by a filter")),
+            ChainDecision::Close => Err(Error::explain(
+                ErrorType::HTTPStatus(403),
+                "closed by a filter",
+            )),
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
         let route = ctx.route.map(|i| &ctx.config.routes[i]);
-        let Some(cluster) = route.and_then(|r| r.cluster).map(|i| &ctx.config.clusters[i]) else {
-            return Err(Error::explain(ErrorType::HTTPStatus(502), "route has no cluster"));
+        let Some(cluster) = route
+            .and_then(|r| r.cluster)
+            .map(|i| &ctx.config.clusters[i])
+        else {
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(502),
+                "route has no cluster",
+            ));
         };
         let Some(endpoint) = cluster.pick(&ctx.tried) else {
-            return Err(Error::explain(ErrorType::HTTPStatus(503), "no endpoint left to try"));
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(503),
+                "no endpoint left to try",
+            ));
         };
         ctx.tried.push(endpoint.addr);
         ctx.in_flight = Some(endpoint.track());
         let tls = cluster.config.tls.as_ref();
-        let sni = tls.and_then(|t| t.sni.clone()).unwrap_or_else(|| endpoint.host.clone());
+        let sni = tls
+            .and_then(|t| t.sni.clone())
+            .unwrap_or_else(|| endpoint.host.clone());
         let mut peer = HttpPeer::new(endpoint.addr, tls.is_some(), sni);
-        peer.options.connection_timeout = Some(Duration::from_millis(cluster.config.connect_timeout_ms));
+        peer.options.connection_timeout =
+            Some(Duration::from_millis(cluster.config.connect_timeout_ms));
         peer.options.read_timeout = Some(Duration::from_millis(cluster.config.read_timeout_ms));
         if let Some(tls) = tls {
             peer.options.verify_cert = tls.verify;
@@ -258,7 +328,13 @@ impl ProxyHttp for GatewayProxy {
         Ok(Box::new(peer))
     }
 
-    fn fail_to_connect(&self, _session: &mut Session, peer: &HttpPeer, ctx: &mut Self::CTX, mut e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut Self::CTX,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
         let retries = ctx
             .route
             .and_then(|i| ctx.config.routes[i].cluster)
@@ -271,10 +347,22 @@ impl ProxyHttp for GatewayProxy {
         e
     }
 
-    async fn upstream_request_filter(&self, session: &mut Session, upstream: &mut RequestHeader, ctx: &mut Self::CTX) -> Result<()> {
-        let client = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string());
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string());
         let proto = if self.tls { "https" } else { "http" };
-        let host = upstream.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+        let host = upstream
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned);
         // The gateway is the edge: what clients claim about forwarding is replaced, not trusted.
         upstream.remove_header("forwarded");
         upstream.remove_header("x-forwarded-for");
@@ -283,7 +371,11 @@ impl ProxyHttp for GatewayProxy {
         let mut forwarded = Vec::new();
         if let Some(ip) = &client {
             upstream.insert_header("x-forwarded-for", ip.as_str())?;
-            let quoted = if ip.contains(':') { format!("\"[{ip}]\"") } else { ip.clone() };
+            let quoted = if ip.contains(':') {
+                format!("\"[{ip}]\"")
+            } else {
+                ip.clone()
+            };
             forwarded.push(format!("for={quoted}"));
         }
         upstream.insert_header("x-forwarded-proto", proto)?;
@@ -297,7 +389,12 @@ impl ProxyHttp for GatewayProxy {
         Ok(())
     }
 
-    async fn response_filter(&self, _session: &mut Session, upstream: &mut ResponseHeader, ctx: &mut Self::CTX) -> Result<()> {
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
         ctx.status = upstream.status.as_u16();
         upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
         let Some(chain) = ctx.chain.as_mut() else {
@@ -306,7 +403,10 @@ impl ProxyHttp for GatewayProxy {
         let received = response_map(upstream);
         chain.stream.response_headers = received.clone();
         let no_body = matches!(ctx.status, 204 | 304)
-            || upstream.headers.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
+            || upstream
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() == b"0");
         match chain.response_headers(no_body, None).await {
             ChainDecision::Continue | ChainDecision::Buffer => {
                 if chain.stream.response_headers != received {
@@ -317,14 +417,24 @@ impl ProxyHttp for GatewayProxy {
             }
             ChainDecision::Respond { response, .. } => {
                 // Replace the upstream's response: its body is dropped in the body filter.
-                let mut headers = paved_wasm_host::HeaderMap::from_pairs(response.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+                let mut headers = paved_wasm_host::HeaderMap::from_pairs(
+                    response
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_slice())),
+                );
                 headers.replace("x-request-id", ctx.request_id.as_bytes());
                 *upstream = build_response(response.status, &headers, response.body.len())
                     .map_err(|e| Error::explain(ErrorType::InternalError, e))?;
                 ctx.status = response.status;
                 ctx.replacement = Some(Bytes::from(response.body));
             }
-            ChainDecision::Close => return Err(Error::explain(ErrorType::HTTPStatus(502), "closed by a filter")),
+            ChainDecision::Close => {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(502),
+                    "closed by a filter",
+                ));
+            }
         }
         Ok(())
     }
@@ -346,7 +456,10 @@ impl ProxyHttp for GatewayProxy {
         };
         if let Some(chunk) = body.take() {
             if chain.stream.response_body.len() + chunk.len() > ctx.max_body {
-                return Err(Error::explain(ErrorType::HTTPStatus(502), "response body over the filters' limit"));
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(502),
+                    "response body over the filters' limit",
+                ));
             }
             chain.stream.response_body.extend_from_slice(&chunk);
         }
@@ -365,12 +478,22 @@ impl ProxyHttp for GatewayProxy {
                 ctx.replacement = Some(Bytes::new());
                 ctx.replacement_sent = true;
             }
-            ChainDecision::Close => return Err(Error::explain(ErrorType::HTTPStatus(502), "closed by a filter")),
+            ChainDecision::Close => {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(502),
+                    "closed by a filter",
+                ));
+            }
         }
         Ok(None)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Self::CTX) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Self::CTX,
+    ) -> FailToProxy {
         let response = ctx.pending_local.take().unwrap_or_else(|| {
             let (status, error) = match e.etype() {
                 ErrorType::HTTPStatus(code) => (*code, "gateway_error"),
@@ -398,13 +521,19 @@ impl ProxyHttp for GatewayProxy {
     async fn logging(&self, _session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
         if let Some(chain) = ctx.chain.as_mut() {
             if chain.stream.response_headers.get(":status").is_none() && ctx.status != 0 {
-                chain.stream.response_headers.add(":status", ctx.status.to_string());
+                chain
+                    .stream
+                    .response_headers
+                    .add(":status", ctx.status.to_string());
             }
             chain.finish();
         }
-        let route = ctx.route.map_or("none", |i| ctx.config.routes[i].name.as_str());
+        let route = ctx
+            .route
+            .map_or("none", |i| ctx.config.routes[i].name.as_str());
         let denied_by = ctx.chain.as_ref().and_then(|c| c.denied_by.as_deref());
-        self.metrics.observe(route, ctx.status, ctx.started.elapsed(), denied_by);
+        self.metrics
+            .observe(route, ctx.status, ctx.started.elapsed(), denied_by);
         if let Some(error) = e {
             tracing::debug!(request_id = %ctx.request_id, route, status = ctx.status, error = %error, "request failed");
         }
@@ -414,7 +543,11 @@ impl ProxyHttp for GatewayProxy {
 
 impl GatewayProxy {
     /// Serves a static route's file (after the filters); `Ok(false)` lets proxied routes go on.
-    async fn serve_static_if_any(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn serve_static_if_any(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
         let config = ctx.config.clone();
         let Some(route) = ctx.route.map(|i| &config.routes[i]) else {
             return Ok(false);
@@ -423,7 +556,11 @@ impl GatewayProxy {
             return Ok(false);
         };
         let req = session.req_header();
-        let relative = req.uri.path().strip_prefix(route.config.path_prefix.trim_end_matches('/')).unwrap_or("/");
+        let relative = req
+            .uri
+            .path()
+            .strip_prefix(route.config.path_prefix.trim_end_matches('/'))
+            .unwrap_or("/");
         let accepts_html = req
             .headers
             .get(http::header::ACCEPT)

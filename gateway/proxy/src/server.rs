@@ -17,9 +17,9 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignalWatch};
 use pingora::services::listening::Service;
 
+use crate::accesslog::{self, AccessLogOptions};
 use crate::active::{ActiveConfig, ConfigBuilder, listener_set};
 use crate::admin::AdminApp;
-use crate::accesslog::{self, AccessLogOptions};
 use crate::error::ConfigError;
 use crate::internal::{GatewayDispatcher, RedisRateLimiter};
 use crate::metrics::GatewayMetrics;
@@ -107,23 +107,40 @@ impl Gateway {
             clusters: clusters.clone(),
             ratelimit,
         });
-        let mut builder =
-            ConfigBuilder::new(runtime.clone(), clusters, dispatcher, background.handle().clone(), &options.base_dir);
+        let mut builder = ConfigBuilder::new(
+            runtime.clone(),
+            clusters,
+            dispatcher,
+            background.handle().clone(),
+            &options.base_dir,
+        );
         let mut resolvers = HashMap::new();
         for listener in &snapshot.listeners {
             if let Some(tls) = &listener.tls {
                 let name = listener.address.to_string();
                 let set = CertificateSet::load(&name, &tls.certificates, &options.base_dir)?;
-                resolvers.insert(name, Arc::new(SniResolver { certificates: ArcSwap::from_pointee(set) }));
+                resolvers.insert(
+                    name,
+                    Arc::new(SniResolver {
+                        certificates: ArcSwap::from_pointee(set),
+                    }),
+                );
             }
         }
         let listeners = listener_set(&snapshot);
         let active = builder.build(snapshot)?;
-        let metrics = Arc::new(GatewayMetrics::new().map_err(|e| ConfigError::Runtime(e.to_string()))?);
+        let metrics =
+            Arc::new(GatewayMetrics::new().map_err(|e| ConfigError::Runtime(e.to_string()))?);
         if let Some(access_log) = options.access_log.clone() {
-            background.spawn(accesslog::run(runtime.clone(), access_log, metrics.access_log.clone()));
+            background.spawn(accesslog::run(
+                runtime.clone(),
+                access_log,
+                metrics.access_log.clone(),
+            ));
         }
-        metrics.config_version.set(numeric_version(&active.snapshot.version));
+        metrics
+            .config_version
+            .set(numeric_version(&active.snapshot.version));
         Ok(Self {
             config: Arc::new(ArcSwap::from_pointee(active)),
             builder: Mutex::new(builder),
@@ -156,8 +173,14 @@ impl Gateway {
     pub fn reload(&self, snapshot: Snapshot) -> Result<(), ConfigError> {
         let started = Instant::now();
         let result = self.try_reload(snapshot);
-        self.metrics.reload_seconds.observe(started.elapsed().as_secs_f64());
-        let outcome = if result.is_ok() { "applied" } else { "rejected" };
+        self.metrics
+            .reload_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let outcome = if result.is_ok() {
+            "applied"
+        } else {
+            "rejected"
+        };
         self.metrics.reloads.with_label_values(&[outcome]).inc();
         result
     }
@@ -179,7 +202,9 @@ impl Gateway {
         for (resolver, set) in certificate_sets {
             resolver.certificates.store(Arc::new(set));
         }
-        self.metrics.config_version.set(numeric_version(&active.snapshot.version));
+        self.metrics
+            .config_version
+            .set(numeric_version(&active.snapshot.version));
         let version = active.snapshot.version.to_string();
         self.config.store(Arc::new(active));
         tracing::info!(version = %version, "configuration applied");
@@ -188,13 +213,18 @@ impl Gateway {
 
     /// The metrics plugins define, and the gateway's own.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(&self.config.load(), &self.runtime.metrics().render_prometheus("paved_wasm_"))
+        self.metrics.render(
+            &self.config.load(),
+            &self.runtime.metrics().render_prometheus("paved_wasm_"),
+        )
     }
 
     /// Serves until `shutdown` says to stop. Blocks the calling thread.
     pub fn run(self: Arc<Self>, shutdown: Box<dyn ShutdownSignalWatch>) -> Result<(), ConfigError> {
         let threads = if self.options.threads == 0 {
-            std::thread::available_parallelism().map(usize::from).unwrap_or(2)
+            std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2)
         } else {
             self.options.threads
         };
@@ -214,12 +244,17 @@ impl Gateway {
                 metrics: self.metrics.clone(),
                 tls: listener.tls.is_some(),
             };
-            let mut service = http_proxy_service_with_name(&server.configuration, proxy, &format!("paved gateway {address}"));
+            let mut service = http_proxy_service_with_name(
+                &server.configuration,
+                proxy,
+                &format!("paved gateway {address}"),
+            );
             if let Some(resolver) = self.resolvers.get(&address) {
-                let mut settings = TlsSettings::intermediate("", "").map_err(|e| ConfigError::Tls {
-                    listener: address.clone(),
-                    message: e.to_string(),
-                })?;
+                let mut settings =
+                    TlsSettings::intermediate("", "").map_err(|e| ConfigError::Tls {
+                        listener: address.clone(),
+                        message: e.to_string(),
+                    })?;
                 settings.set_cert_resolver(resolver.clone());
                 if listener.http2 {
                     settings.enable_h2();
@@ -243,11 +278,16 @@ impl Gateway {
             plugin_metrics: self.runtime.metrics(),
             ready: self.ready.clone(),
         };
-        let mut admin_service = Service::new("paved gateway admin".to_owned(), pingora::apps::http_app::HttpServer::new_app(admin));
+        let mut admin_service = Service::new(
+            "paved gateway admin".to_owned(),
+            pingora::apps::http_app::HttpServer::new_app(admin),
+        );
         admin_service.add_tcp(&snapshot.admin.address.to_string());
         server.add_service(admin_service);
         self.ready.store(true, Ordering::Relaxed);
-        server.run(RunArgs { shutdown_signal: shutdown });
+        server.run(RunArgs {
+            shutdown_signal: shutdown,
+        });
         self.ready.store(false, Ordering::Relaxed);
         Ok(())
     }
@@ -294,7 +334,10 @@ impl ShutdownSignalWatch for ShutdownHandle {
     async fn recv(&self) -> pingora::server::ShutdownSignal {
         let signals = async {
             use tokio::signal::unix::{SignalKind, signal};
-            match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
                 (Ok(mut term), Ok(mut int)) => {
                     tokio::select! {
                         _ = term.recv() => {}

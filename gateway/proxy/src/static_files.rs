@@ -20,7 +20,10 @@ const MAX_FILE_BYTES: u64 = 32 << 20;
 /// Finds the file for `relative` (already normalized by the router) under the site's root.
 pub async fn resolve(site: &StaticSite, relative: &str, accepts_html: bool) -> Option<StaticFile> {
     let candidate = safe_join(&site.root, relative)?;
-    let file = if tokio::fs::metadata(&candidate).await.is_ok_and(|m| m.is_dir()) {
+    let file = if tokio::fs::metadata(&candidate)
+        .await
+        .is_ok_and(|m| m.is_dir())
+    {
         candidate.join(&site.index)
     } else {
         candidate
@@ -55,7 +58,9 @@ async fn read(path: &Path) -> Option<StaticFile> {
         return None;
     }
     let body = tokio::fs::read(path).await.ok()?;
-    let content_type = mime_guess::from_path(path).first_or_octet_stream().to_string();
+    let content_type = mime_guess::from_path(path)
+        .first_or_octet_stream()
+        .to_string();
     Some(StaticFile { content_type, body })
 }
 
@@ -66,7 +71,10 @@ mod tests {
     #[test]
     fn joins_refuse_to_leave_the_root() {
         let root = Path::new("/srv/site");
-        assert_eq!(safe_join(root, "/a/b.js"), Some(PathBuf::from("/srv/site/a/b.js")));
+        assert_eq!(
+            safe_join(root, "/a/b.js"),
+            Some(PathBuf::from("/srv/site/a/b.js"))
+        );
         assert_eq!(safe_join(root, "/a/../../etc/passwd"), None);
         assert_eq!(safe_join(root, "/"), Some(PathBuf::from("/srv/site")));
     }
@@ -83,8 +91,14 @@ mod tests {
             spa_fallback: true,
         };
         let js = resolve(&site, "/assets/app.js", false).await.expect("file");
-        assert!(js.content_type.contains("javascript"), "{}", js.content_type);
-        let route = resolve(&site, "/settings/profile", true).await.expect("fallback");
+        assert!(
+            js.content_type.contains("javascript"),
+            "{}",
+            js.content_type
+        );
+        let route = resolve(&site, "/settings/profile", true)
+            .await
+            .expect("fallback");
         assert_eq!(route.body, b"<html>app</html>");
         assert!(resolve(&site, "/settings/profile", false).await.is_none());
         assert!(resolve(&site, "/missing.png", true).await.is_none());

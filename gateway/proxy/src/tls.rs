@@ -25,7 +25,11 @@ pub struct CertificateSet {
 
 impl CertificateSet {
     /// Loads every certificate of a listener; `listener` names it in errors.
-    pub fn load(listener: &str, certificates: &[Certificate], base_dir: &std::path::Path) -> Result<Self, ConfigError> {
+    pub fn load(
+        listener: &str,
+        certificates: &[Certificate],
+        base_dir: &std::path::Path,
+    ) -> Result<Self, ConfigError> {
         pingora::tls::install_default_crypto_provider();
         let provider = CryptoProvider::get_default().ok_or_else(|| ConfigError::Tls {
             listener: listener.to_owned(),
@@ -37,12 +41,19 @@ impl CertificateSet {
                 listener: listener.to_owned(),
                 message: format!("certificates[{index}]: {message}"),
             };
-            let read = |source: Option<PemSource<'_>>, what: &str| -> Result<Vec<u8>, ConfigError> {
+            let read = |source: Option<PemSource<'_>>,
+                        what: &str|
+             -> Result<Vec<u8>, ConfigError> {
                 match source {
                     Some(PemSource::Inline(pem)) => Ok(pem.as_bytes().to_vec()),
                     Some(PemSource::File(path)) => {
-                        let path = if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) };
-                        std::fs::read(&path).map_err(|e| error(format!("reading {what} {}: {e}", path.display())))
+                        let path = if path.is_absolute() {
+                            path.to_path_buf()
+                        } else {
+                            base_dir.join(path)
+                        };
+                        std::fs::read(&path)
+                            .map_err(|e| error(format!("reading {what} {}: {e}", path.display())))
                     }
                     None => Err(error(format!("no {what}"))),
                 }
@@ -55,9 +66,11 @@ impl CertificateSet {
             if chain.is_empty() {
                 return Err(error("the certificate PEM holds no certificate".into()));
             }
-            let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| error(format!("key PEM: {e}")))?;
+            let key = PrivateKeyDer::from_pem_slice(&key_pem)
+                .map_err(|e| error(format!("key PEM: {e}")))?;
             let certified = Arc::new(
-                CertifiedKey::from_der(chain, key, provider).map_err(|e| error(format!("certificate and key: {e}")))?,
+                CertifiedKey::from_der(chain, key, provider)
+                    .map_err(|e| error(format!("certificate and key: {e}")))?,
             );
             set.default.get_or_insert_with(|| certified.clone());
             for domain in &certificate.domains {
@@ -77,7 +90,10 @@ impl CertificateSet {
         };
         self.exact
             .get(&name)
-            .or_else(|| name.split_once('.').and_then(|(_, suffix)| self.wildcard.get(suffix)))
+            .or_else(|| {
+                name.split_once('.')
+                    .and_then(|(_, suffix)| self.wildcard.get(suffix))
+            })
             .cloned()
     }
 }

@@ -51,7 +51,8 @@ impl Endpoint {
         } else {
             self.successes.store(0, Ordering::Relaxed);
             let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-            if failures >= check.unhealthy_threshold && self.healthy.swap(false, Ordering::Relaxed) {
+            if failures >= check.unhealthy_threshold && self.healthy.swap(false, Ordering::Relaxed)
+            {
                 tracing::warn!(endpoint = %self.addr, "endpoint unhealthy; out of rotation");
             }
         }
@@ -111,7 +112,10 @@ impl ClusterRuntime {
             };
             endpoints.push(Arc::new(Endpoint {
                 addr,
-                host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                host: host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
                 healthy: AtomicBool::new(true),
                 in_flight: AtomicUsize::new(0),
                 successes: AtomicU32::new(0),
@@ -134,8 +138,13 @@ impl ClusterRuntime {
     /// (endpoints that already failed to connect for this request). When none is healthy,
     /// all are candidates: better to try than to fail without trying.
     pub fn pick(&self, exclude: &[SocketAddr]) -> Option<Arc<Endpoint>> {
-        let usable: Vec<&Arc<Endpoint>> = self.endpoints.iter().filter(|e| !exclude.contains(&e.addr)).collect();
-        let healthy: Vec<&Arc<Endpoint>> = usable.iter().copied().filter(|e| e.is_healthy()).collect();
+        let usable: Vec<&Arc<Endpoint>> = self
+            .endpoints
+            .iter()
+            .filter(|e| !exclude.contains(&e.addr))
+            .collect();
+        let healthy: Vec<&Arc<Endpoint>> =
+            usable.iter().copied().filter(|e| e.is_healthy()).collect();
         let candidates = if healthy.is_empty() { usable } else { healthy };
         if candidates.is_empty() {
             return None;
@@ -207,20 +216,27 @@ mod tests {
             "name": "c", "endpoints": endpoints, "load_balancing": lb,
         }))
         .expect("valid cluster");
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
         ClusterRuntime::new(config, rt.handle()).expect("cluster")
     }
 
     #[test]
     fn round_robin_spreads_requests_over_endpoints() {
         let c = cluster(LoadBalancing::RoundRobin, &["127.0.0.1:1", "127.0.0.1:2"]);
-        let picks: Vec<u16> = (0..4).map(|_| c.pick(&[]).expect("endpoint").addr.port()).collect();
+        let picks: Vec<u16> = (0..4)
+            .map(|_| c.pick(&[]).expect("endpoint").addr.port())
+            .collect();
         assert_eq!(picks, vec![1, 2, 1, 2]);
     }
 
     #[test]
     fn least_connections_prefers_the_idle_endpoint() {
-        let c = cluster(LoadBalancing::LeastConnections, &["127.0.0.1:1", "127.0.0.1:2"]);
+        let c = cluster(
+            LoadBalancing::LeastConnections,
+            &["127.0.0.1:1", "127.0.0.1:2"],
+        );
         let busy = c.endpoints[0].track();
         for _ in 0..3 {
             assert_eq!(c.pick(&[]).expect("endpoint").addr.port(), 2);

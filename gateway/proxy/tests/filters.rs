@@ -56,8 +56,20 @@ async fn a_noop_sdk_plugin_passes_requests_through_unchanged() {
 async fn plugins_edit_request_and_response_headers() {
     let upstream = start_echo_upstream();
     let gw = start_gateway(CHAINS, upstream.addr);
-    let reply = send(gw.addr, "GET", "/headers/x?y=1", &[("x-remove-me", "gone")], b"").await;
-    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    let reply = send(
+        gw.addr,
+        "GET",
+        "/headers/x?y=1",
+        &[("x-remove-me", "gone")],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     let upstream_saw = &reply.json()["headers"];
     assert_eq!(upstream_saw["x-added"], "yes");
     assert!(upstream_saw.get("x-remove-me").is_none(), "{upstream_saw}");
@@ -86,12 +98,19 @@ async fn failing_plugins_deny_unless_fail_open_and_other_routes_keep_working() {
     assert_eq!(trapped.json()["filter"], "faulty");
 
     let looped = get(gw.addr, "/loop/x").await;
-    assert_eq!(looped.status, 403, "an endless loop is interrupted and denied");
+    assert_eq!(
+        looped.status, 403,
+        "an endless loop is interrupted and denied"
+    );
 
     let open = get(gw.addr, "/trap-open/x").await;
     assert_eq!(open.status, 200, "fail_open lets the request through");
 
-    assert_eq!(get(gw.addr, "/noop/x").await.status, 200, "other routes are unaffected");
+    assert_eq!(
+        get(gw.addr, "/noop/x").await.status,
+        200,
+        "other routes are unaffected"
+    );
     // The pool replaces the poisoned instance: the same route fails again the same way.
     assert_eq!(get(gw.addr, "/trap/y").await.status, 403);
 }

@@ -29,17 +29,33 @@ fn temp_dir(label: &str) -> PathBuf {
 
 /// curl `url` resolving `host` to the gateway, trusting `ca`; returns (status, HTTP version),
 /// or None when the TLS handshake or verification fails.
-fn curl(addr: SocketAddr, host: &str, path: &str, ca: Option<&Path>, extra: &[&str]) -> Option<(u16, String)> {
+fn curl(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    ca: Option<&Path>,
+    extra: &[&str],
+) -> Option<(u16, String)> {
     let scheme = if ca.is_some() { "https" } else { "http" };
     let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "--max-time", "10"])
-        .args(["--resolve", &format!("{host}:{}:127.0.0.1", addr.port())])
-        .args(extra);
+    cmd.args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{http_version}",
+        "--max-time",
+        "10",
+    ])
+    .args(["--resolve", &format!("{host}:{}:127.0.0.1", addr.port())])
+    .args(extra);
     if let Some(ca) = ca {
         cmd.arg("--cacert").arg(ca);
     }
     cmd.arg(format!("{scheme}://{host}:{}{path}", addr.port()));
-    let output = cmd.output().expect("curl runs (scripts/bootstrap.sh installs it)");
+    let output = cmd
+        .output()
+        .expect("curl runs (scripts/bootstrap.sh installs it)");
     if !output.status.success() {
         return None;
     }
@@ -79,8 +95,15 @@ async fn tls_certificates_are_chosen_by_sni_and_http2_is_negotiated() {
     let addr = gw.addr;
     let (a_cert, b_cert) = (a.cert.clone(), b.cert.clone());
     tokio::task::spawn_blocking(move || {
-        assert_eq!(curl(addr, "a.test", "/x", Some(&a_cert), &[]), Some((200, "2".into())), "h2 over TLS with a.test's certificate");
-        assert_eq!(curl(addr, "b.test", "/x", Some(&b_cert), &["--http1.1"]), Some((200, "1.1".into())));
+        assert_eq!(
+            curl(addr, "a.test", "/x", Some(&a_cert), &[]),
+            Some((200, "2".into())),
+            "h2 over TLS with a.test's certificate"
+        );
+        assert_eq!(
+            curl(addr, "b.test", "/x", Some(&b_cert), &["--http1.1"]),
+            Some((200, "1.1".into()))
+        );
         // b.test is served b's certificate: a client trusting only a's refuses it.
         assert_eq!(curl(addr, "b.test", "/x", Some(&a_cert), &[]), None);
         // An unknown name gets no certificate at all.
@@ -99,13 +122,27 @@ async fn certificates_are_replaced_on_reload_without_restarting_listeners() {
     let upstream = start_echo_upstream();
     let gw = start_gateway(&tls_config(&a, &b), upstream.addr);
     let renewed = self_signed(&temp_dir("tls-renewed"), "a.test");
-    let text = render(&tls_config(&renewed, &b).replace("routes:", "version: 2\nroutes:"), gw.addr, gw.admin, upstream.addr);
-    let snapshot = paved_model::snapshot::Snapshot::from_yaml_str(&text, "renewed.yaml").expect("valid");
+    let text = render(
+        &tls_config(&renewed, &b).replace("routes:", "version: 2\nroutes:"),
+        gw.addr,
+        gw.admin,
+        upstream.addr,
+    );
+    let snapshot =
+        paved_model::snapshot::Snapshot::from_yaml_str(&text, "renewed.yaml").expect("valid");
     gw.gateway.reload(snapshot).expect("reload");
     let (addr, old, new) = (gw.addr, a.cert.clone(), renewed.cert.clone());
     tokio::task::spawn_blocking(move || {
-        assert_eq!(curl(addr, "a.test", "/", Some(&new), &[]).map(|r| r.0), Some(200), "the renewed certificate is served");
-        assert_eq!(curl(addr, "a.test", "/", Some(&old), &[]), None, "the old one is gone");
+        assert_eq!(
+            curl(addr, "a.test", "/", Some(&new), &[]).map(|r| r.0),
+            Some(200),
+            "the renewed certificate is served"
+        );
+        assert_eq!(
+            curl(addr, "a.test", "/", Some(&old), &[]),
+            None,
+            "the old one is gone"
+        );
     })
     .await
     .expect("curl checks");
@@ -122,9 +159,11 @@ routes: [{host: "*", path_prefix: /, cluster: app}]
 "#;
     let gw = start_gateway(config, upstream.addr);
     let addr = gw.addr;
-    let result = tokio::task::spawn_blocking(move || curl(addr, "app.test", "/h2c", None, &["--http2-prior-knowledge"]))
-        .await
-        .expect("curl");
+    let result = tokio::task::spawn_blocking(move || {
+        curl(addr, "app.test", "/h2c", None, &["--http2-prior-knowledge"])
+    })
+    .await
+    .expect("curl");
     assert_eq!(result, Some((200, "2".into())));
 }
 
@@ -149,12 +188,32 @@ routes:
     let gw = start_gateway(&config, upstream.addr);
     let js = get(gw.addr, "/assets/app.js").await;
     assert_eq!((js.status, js.body.as_slice()), (200, &b"run()"[..]));
-    assert!(js.header("content-type").is_some_and(|t| t.contains("javascript")));
-    let route = send(gw.addr, "GET", "/settings/profile", &[("accept", "text/html")], b"").await;
-    assert_eq!((route.status, route.body.as_slice()), (200, &b"<html>shell</html>"[..]));
+    assert!(
+        js.header("content-type")
+            .is_some_and(|t| t.contains("javascript"))
+    );
+    let route = send(
+        gw.addr,
+        "GET",
+        "/settings/profile",
+        &[("accept", "text/html")],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (route.status, route.body.as_slice()),
+        (200, &b"<html>shell</html>"[..])
+    );
     assert_eq!(get(gw.addr, "/missing.png").await.status, 404);
-    assert_eq!(get(gw.addr, "/api/x").await.json()["path"], "/api/x", "the API route still proxies");
-    assert_eq!(send(gw.addr, "POST", "/index.html", &[], b"x").await.status, 405);
+    assert_eq!(
+        get(gw.addr, "/api/x").await.json()["path"],
+        "/api/x",
+        "the API route still proxies"
+    );
+    assert_eq!(
+        send(gw.addr, "POST", "/index.html", &[], b"x").await.status,
+        405
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -179,11 +238,19 @@ routes:
     );
     let gw = start_gateway(&retrying, upstream.addr);
     for i in 0..6 {
-        assert_eq!(get(gw.addr, &format!("/r/{i}")).await.status, 200, "a connect failure is retried on the other endpoint");
+        assert_eq!(
+            get(gw.addr, &format!("/r/{i}")).await.status,
+            200,
+            "a connect failure is retried on the other endpoint"
+        );
     }
     // Give the health checks a few rounds to mark the dead endpoint down.
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     for i in 0..6 {
-        assert_eq!(get(gw.addr, &format!("/checked/{i}")).await.status, 200, "no retries needed: the dead endpoint is out");
+        assert_eq!(
+            get(gw.addr, &format!("/checked/{i}")).await.status,
+            200,
+            "no retries needed: the dead endpoint is out"
+        );
     }
 }

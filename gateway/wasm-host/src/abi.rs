@@ -225,7 +225,11 @@ where
     I: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
 {
     let count = pairs.clone().into_iter().count();
-    let data: usize = pairs.clone().into_iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let data: usize = pairs
+        .clone()
+        .into_iter()
+        .map(|(k, v)| k.len() + v.len() + 2)
+        .sum();
     let mut out = Vec::with_capacity(4 + count * 8 + data);
     out.extend_from_slice(&(count as u32).to_le_bytes());
     for (key, value) in pairs.clone() {
@@ -288,8 +292,10 @@ mod tests {
         let pairs: Vec<(&[u8], &[u8])> = vec![(b":path", b"/a?b"), (b"x-empty", b""), (b"k", b"v")];
         let encoded = encode_pairs(pairs.iter().copied());
         let decoded = decode_pairs(&encoded).expect("valid map");
-        let expected: Vec<(Vec<u8>, Vec<u8>)> =
-            pairs.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
         assert_eq!(decoded, expected);
     }
 
@@ -297,7 +303,11 @@ mod tests {
     fn truncated_or_lying_maps_are_bad_arguments() {
         let good = encode_pairs([(&b"key"[..], &b"value"[..])]);
         for cut in 1..good.len() {
-            assert_eq!(decode_pairs(&good[..cut]), Err(Status::BadArgument), "cut at {cut}");
+            assert_eq!(
+                decode_pairs(&good[..cut]),
+                Err(Status::BadArgument),
+                "cut at {cut}"
+            );
         }
         let mut huge_count = good.clone();
         huge_count[..4].copy_from_slice(&u32::MAX.to_le_bytes());

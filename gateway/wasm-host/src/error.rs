@@ -14,7 +14,9 @@ pub enum LoadError {
         message: String,
     },
     /// The module does not export a supported `proxy_abi_version_*` marker.
-    #[error("plugin {plugin}: not a Proxy-Wasm ABI v0.2.x module (no proxy_abi_version_0_2_1 or _0_2_0 export)")]
+    #[error(
+        "plugin {plugin}: not a Proxy-Wasm ABI v0.2.x module (no proxy_abi_version_0_2_1 or _0_2_0 export)"
+    )]
     AbiVersion {
         /// The plugin's name.
         plugin: String,

@@ -23,7 +23,9 @@ fn offset(raw: i32) -> usize {
 pub(crate) fn read(caller: &GuestCaller<'_>, ptr: i32, len: i32) -> HostResult<Vec<u8>> {
     let memory = caller.data().memory.ok_or(Status::InternalFailure)?;
     let start = offset(ptr);
-    let end = start.checked_add(offset(len)).ok_or(Status::InvalidMemoryAccess)?;
+    let end = start
+        .checked_add(offset(len))
+        .ok_or(Status::InvalidMemoryAccess)?;
     memory
         .data(caller)
         .get(start..end)
@@ -40,7 +42,9 @@ pub(crate) fn read_str(caller: &GuestCaller<'_>, ptr: i32, len: i32) -> HostResu
 pub(crate) fn write(caller: &mut GuestCaller<'_>, ptr: i32, bytes: &[u8]) -> HostResult {
     let memory = caller.data().memory.ok_or(Status::InternalFailure)?;
     let start = offset(ptr);
-    let end = start.checked_add(bytes.len()).ok_or(Status::InvalidMemoryAccess)?;
+    let end = start
+        .checked_add(bytes.len())
+        .ok_or(Status::InvalidMemoryAccess)?;
     memory
         .data_mut(caller)
         .get_mut(start..end)
@@ -57,7 +61,9 @@ pub(crate) fn write_u32(caller: &mut GuestCaller<'_>, ptr: i32, value: u32) -> H
 /// Checks that a return slot of `size` bytes at `ptr` is inside memory, before any work.
 pub(crate) fn check_slot(caller: &GuestCaller<'_>, ptr: i32, size: usize) -> HostResult {
     let memory = caller.data().memory.ok_or(Status::InternalFailure)?;
-    let end = offset(ptr).checked_add(size).ok_or(Status::InvalidMemoryAccess)?;
+    let end = offset(ptr)
+        .checked_add(size)
+        .ok_or(Status::InvalidMemoryAccess)?;
     if end > memory.data_size(caller) {
         return Err(Status::InvalidMemoryAccess);
     }
@@ -74,7 +80,9 @@ pub(crate) fn return_bytes(
     ptr_slot: i32,
     size_slot: i32,
 ) -> wasmtime::Result<HostResult> {
-    if let Err(status) = check_slot(caller, ptr_slot, 4).and_then(|()| check_slot(caller, size_slot, 4)) {
+    if let Err(status) =
+        check_slot(caller, ptr_slot, 4).and_then(|()| check_slot(caller, size_slot, 4))
+    {
         return Ok(Err(status));
     }
     if bytes.is_empty() {

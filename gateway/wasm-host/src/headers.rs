@@ -14,7 +14,9 @@ impl HeaderMap {
     }
 
     /// A map of the given pairs; names are lower-cased.
-    pub fn from_pairs<N: AsRef<str>, V: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+    pub fn from_pairs<N: AsRef<str>, V: AsRef<[u8]>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
         Self {
             pairs: pairs
                 .into_iter()
@@ -57,7 +59,11 @@ impl HeaderMap {
     /// Sets `name` to a single value, in place of the first existing one (keeps its position).
     pub fn replace(&mut self, name: &str, value: impl Into<Vec<u8>>) {
         let value = value.into();
-        match self.pairs.iter().position(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .pairs
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(first) => {
                 self.pairs[first].1 = value;
                 let mut index = 0;
@@ -107,7 +113,10 @@ mod tests {
     fn replace_keeps_the_first_position_and_drops_other_values() {
         let mut map = HeaderMap::from_pairs([("a", "1"), ("X-B", "2"), ("c", "3"), ("x-b", "4")]);
         map.replace("x-b", "new");
-        let pairs: Vec<_> = map.iter().map(|(n, v)| (n.to_owned(), v.to_vec())).collect();
+        let pairs: Vec<_> = map
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_vec()))
+            .collect();
         assert_eq!(
             pairs,
             vec![

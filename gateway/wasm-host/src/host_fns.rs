@@ -34,41 +34,69 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 }
 
 fn logging_and_time(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    linker.func_wrap("env", "proxy_log", |caller: GuestCaller<'_>, level: i32, ptr: i32, len: i32| -> R {
-        let Some(level) = LogLevel::from_raw(level) else {
-            return Ok(Status::BadArgument as i32);
-        };
-        let message = match read(&caller, ptr, len) {
-            Ok(m) => m,
-            Err(s) => return Ok(s as i32),
-        };
-        let message = String::from_utf8_lossy(&message);
-        let plugin = caller.data().env.name.as_str();
-        match level {
-            LogLevel::Trace => tracing::trace!(plugin, message = %message, "plugin log"),
-            LogLevel::Debug => tracing::debug!(plugin, message = %message, "plugin log"),
-            LogLevel::Info => tracing::info!(plugin, message = %message, "plugin log"),
-            LogLevel::Warn => tracing::warn!(plugin, message = %message, "plugin log"),
-            LogLevel::Error | LogLevel::Critical => tracing::error!(plugin, message = %message, "plugin log"),
-        }
-        Ok(0)
-    })?;
-    linker.func_wrap("env", "proxy_get_log_level", |mut caller: GuestCaller<'_>, ret: i32| -> R {
-        let level = caller.data().env.log_level as u32;
-        Ok(status(write_u32(&mut caller, ret, level)))
-    })?;
-    linker.func_wrap("env", "proxy_get_current_time_nanoseconds", |mut caller: GuestCaller<'_>, ret: i32| -> R {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-        Ok(status(write(&mut caller, ret, &now.to_le_bytes())))
-    })?;
-    linker.func_wrap("env", "proxy_set_tick_period_milliseconds", |mut caller: GuestCaller<'_>, period: i32| -> R {
-        let state = caller.data_mut();
-        if state.effective_context != state.root_context_id {
-            return Ok(Status::BadArgument as i32);
-        }
-        state.effects.push(Effect::TickPeriod(Duration::from_millis(u64::from(period as u32))));
-        Ok(0)
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_log",
+        |caller: GuestCaller<'_>, level: i32, ptr: i32, len: i32| -> R {
+            let Some(level) = LogLevel::from_raw(level) else {
+                return Ok(Status::BadArgument as i32);
+            };
+            if level < caller.data().env.log_level {
+                return Ok(0);
+            }
+            let message = match read(&caller, ptr, len) {
+                Ok(m) => m,
+                Err(s) => return Ok(s as i32),
+            };
+            let message = String::from_utf8_lossy(&message);
+            let plugin = caller.data().env.name.as_str();
+            match level {
+                LogLevel::Trace => tracing::trace!(plugin, message = %message, "plugin log"),
+                LogLevel::Debug => tracing::debug!(plugin, message = %message, "plugin log"),
+                LogLevel::Info => tracing::info!(plugin, message = %message, "plugin log"),
+                LogLevel::Warn => tracing::warn!(plugin, message = %message, "plugin log"),
+                LogLevel::Error | LogLevel::Critical => {
+                    tracing::error!(plugin, message = %message, "plugin log")
+                }
+            }
+            Ok(0)
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_log_level",
+        |mut caller: GuestCaller<'_>, ret: i32| -> R {
+            let level = caller.data().env.log_level as u32;
+            Ok(status(write_u32(&mut caller, ret, level)))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_current_time_nanoseconds",
+        |mut caller: GuestCaller<'_>, ret: i32| -> R {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            Ok(status(write(&mut caller, ret, &now.to_le_bytes())))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_tick_period_milliseconds",
+        |mut caller: GuestCaller<'_>, period: i32| -> R {
+            let state = caller.data_mut();
+            if state.effective_context != state.root_context_id {
+                return Ok(Status::BadArgument as i32);
+            }
+            state
+                .effects
+                .push(Effect::TickPeriod(Duration::from_millis(u64::from(
+                    period as u32,
+                ))));
+            Ok(0)
+        },
+    )?;
     Ok(())
 }
 
@@ -77,11 +105,19 @@ fn buffer_bytes(state: &HostState, buffer: BufferType) -> HostResult<&[u8]> {
     match buffer {
         BufferType::PluginConfiguration => Ok(&state.env.configuration),
         BufferType::VmConfiguration => Ok(&state.env.vm_configuration),
-        BufferType::HttpRequestBody => state.stream().map(|s| s.request_body.as_slice()).ok_or(Status::NotFound),
-        BufferType::HttpResponseBody => state.stream().map(|s| s.response_body.as_slice()).ok_or(Status::NotFound),
-        BufferType::HttpCallResponseBody => {
-            state.call_response.as_ref().map(|r| r.body.as_slice()).ok_or(Status::NotFound)
-        }
+        BufferType::HttpRequestBody => state
+            .stream()
+            .map(|s| s.request_body.as_slice())
+            .ok_or(Status::NotFound),
+        BufferType::HttpResponseBody => state
+            .stream()
+            .map(|s| s.response_body.as_slice())
+            .ok_or(Status::NotFound),
+        BufferType::HttpCallResponseBody => state
+            .call_response
+            .as_ref()
+            .map(|r| r.body.as_slice())
+            .ok_or(Status::NotFound),
         _ => Err(Status::NotFound),
     }
 }
@@ -90,7 +126,13 @@ fn buffers(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         "proxy_get_buffer_bytes",
-        |mut caller: GuestCaller<'_>, buffer: i32, start: i32, max: i32, ret_ptr: i32, ret_size: i32| -> R {
+        |mut caller: GuestCaller<'_>,
+         buffer: i32,
+         start: i32,
+         max: i32,
+         ret_ptr: i32,
+         ret_size: i32|
+         -> R {
             let Some(buffer) = BufferType::from_raw(buffer) else {
                 return Ok(Status::BadArgument as i32);
             };
@@ -102,13 +144,24 @@ fn buffers(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 }
                 Err(s) => return Ok(s as i32),
             };
-            Ok(status(return_bytes(&mut caller, &bytes, ret_ptr, ret_size)?))
+            Ok(status(return_bytes(
+                &mut caller,
+                &bytes,
+                ret_ptr,
+                ret_size,
+            )?))
         },
     )?;
     linker.func_wrap(
         "env",
         "proxy_set_buffer_bytes",
-        |mut caller: GuestCaller<'_>, buffer: i32, start: i32, size: i32, ptr: i32, len: i32| -> R {
+        |mut caller: GuestCaller<'_>,
+         buffer: i32,
+         start: i32,
+         size: i32,
+         ptr: i32,
+         len: i32|
+         -> R {
             let Some(buffer) = BufferType::from_raw(buffer) else {
                 return Ok(Status::BadArgument as i32);
             };
@@ -142,10 +195,16 @@ fn buffers(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 /// The header map of the effective context (or of the HTTP call response being delivered).
 fn map(state: &HostState, map: MapType) -> HostResult<&HeaderMap> {
     match map {
-        MapType::HttpCallResponseHeaders => state.call_response.as_ref().map(|r| &r.headers).ok_or(Status::NotFound),
-        MapType::HttpCallResponseTrailers => {
-            state.call_response.as_ref().map(|r| &r.trailers).ok_or(Status::NotFound)
-        }
+        MapType::HttpCallResponseHeaders => state
+            .call_response
+            .as_ref()
+            .map(|r| &r.headers)
+            .ok_or(Status::NotFound),
+        MapType::HttpCallResponseTrailers => state
+            .call_response
+            .as_ref()
+            .map(|r| &r.trailers)
+            .ok_or(Status::NotFound),
         _ => {
             let stream = state.stream().ok_or(Status::NotFound)?;
             match map {
@@ -176,7 +235,9 @@ fn valid_header(name: &str, value: &[u8]) -> bool {
     let name_ok = {
         let bare = name.strip_prefix(':').unwrap_or(name);
         !bare.is_empty()
-            && bare.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            && bare
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
     };
     name_ok && !value.iter().any(|b| matches!(b, b'\r' | b'\n' | 0))
 }
@@ -227,7 +288,12 @@ fn header_maps(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 Ok(m) => m.encode(),
                 Err(s) => return Ok(s as i32),
             };
-            Ok(status(return_bytes(&mut caller, &encoded, ret_ptr, ret_size)?))
+            Ok(status(return_bytes(
+                &mut caller,
+                &encoded,
+                ret_ptr,
+                ret_size,
+            )?))
         },
     )?;
     linker.func_wrap(
@@ -267,7 +333,13 @@ fn header_maps(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         "proxy_get_header_map_value",
-        |mut caller: GuestCaller<'_>, map_type: i32, key_ptr: i32, key_len: i32, ret_ptr: i32, ret_size: i32| -> R {
+        |mut caller: GuestCaller<'_>,
+         map_type: i32,
+         key_ptr: i32,
+         key_len: i32,
+         ret_ptr: i32,
+         ret_size: i32|
+         -> R {
             let Some(map_type) = MapType::from_raw(map_type) else {
                 return Ok(Status::BadArgument as i32);
             };
@@ -275,25 +347,44 @@ fn header_maps(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 Ok(k) => k,
                 Err(s) => return Ok(s as i32),
             };
-            let value = match map(caller.data(), map_type).and_then(|m| m.get(&key).ok_or(Status::NotFound)) {
+            let value = match map(caller.data(), map_type)
+                .and_then(|m| m.get(&key).ok_or(Status::NotFound))
+            {
                 Ok(v) => v.to_vec(),
                 Err(s) => return Ok(s as i32),
             };
-            Ok(status(return_bytes(&mut caller, &value, ret_ptr, ret_size)?))
+            Ok(status(return_bytes(
+                &mut caller,
+                &value,
+                ret_ptr,
+                ret_size,
+            )?))
         },
     )?;
     linker.func_wrap(
         "env",
         "proxy_replace_header_map_value",
         |mut caller: GuestCaller<'_>, map_type: i32, kp: i32, kl: i32, vp: i32, vl: i32| -> R {
-            edit_map(&mut caller, map_type, (kp, kl), Some((vp, vl)), |m, k, v| m.replace(k, v))
+            edit_map(
+                &mut caller,
+                map_type,
+                (kp, kl),
+                Some((vp, vl)),
+                |m, k, v| m.replace(k, v),
+            )
         },
     )?;
     linker.func_wrap(
         "env",
         "proxy_add_header_map_value",
         |mut caller: GuestCaller<'_>, map_type: i32, kp: i32, kl: i32, vp: i32, vl: i32| -> R {
-            edit_map(&mut caller, map_type, (kp, kl), Some((vp, vl)), |m, k, v| m.add(k, v))
+            edit_map(
+                &mut caller,
+                map_type,
+                (kp, kl),
+                Some((vp, vl)),
+                |m, k, v| m.add(k, v),
+            )
         },
     )?;
     linker.func_wrap(
@@ -312,7 +403,12 @@ fn properties_fns(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         "proxy_get_property",
-        |mut caller: GuestCaller<'_>, path_ptr: i32, path_len: i32, ret_ptr: i32, ret_size: i32| -> R {
+        |mut caller: GuestCaller<'_>,
+         path_ptr: i32,
+         path_len: i32,
+         ret_ptr: i32,
+         ret_size: i32|
+         -> R {
             let value = read(&caller, path_ptr, path_len).and_then(|raw| {
                 let path = properties::split_path(&raw)?;
                 let state = caller.data();
@@ -332,7 +428,12 @@ fn properties_fns(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         "proxy_set_property",
-        |mut caller: GuestCaller<'_>, path_ptr: i32, path_len: i32, value_ptr: i32, value_len: i32| -> R {
+        |mut caller: GuestCaller<'_>,
+         path_ptr: i32,
+         path_len: i32,
+         value_ptr: i32,
+         value_len: i32|
+         -> R {
             let parsed = read(&caller, path_ptr, path_len).and_then(|raw| {
                 let path = properties::split_path(&raw)?.join(".");
                 Ok((path, read(&caller, value_ptr, value_len)?))
@@ -346,7 +447,13 @@ fn properties_fns(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 return Ok(Status::NotFound as i32);
             };
             stream.properties.insert(path, value);
-            if stream.properties.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() > limit {
+            if stream
+                .properties
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+                > limit
+            {
                 wasmtime::bail!("plugin stored more than {limit} bytes of properties");
             }
             Ok(0)
@@ -359,7 +466,13 @@ fn shared_data_and_queues(linker: &mut Linker<HostState>) -> wasmtime::Result<()
     linker.func_wrap(
         "env",
         "proxy_get_shared_data",
-        |mut caller: GuestCaller<'_>, kp: i32, kl: i32, ret_ptr: i32, ret_size: i32, ret_cas: i32| -> R {
+        |mut caller: GuestCaller<'_>,
+         kp: i32,
+         kl: i32,
+         ret_ptr: i32,
+         ret_size: i32,
+         ret_cas: i32|
+         -> R {
             if let Err(s) = guest::check_slot(&caller, ret_cas, 4) {
                 return Ok(s as i32);
             }
@@ -399,7 +512,10 @@ fn shared_data_and_queues(linker: &mut Linker<HostState>) -> wasmtime::Result<()
                     root_context_id: state.root_context_id,
                     notify: state.queue_notify.clone(),
                 };
-                state.env.shared.register_queue(&state.env.vm_id, &name, owner)
+                state
+                    .env
+                    .shared
+                    .register_queue(&state.env.vm_id, &name, owner)
             });
             match registered {
                 Ok(id) => Ok(status(write_u32(&mut caller, ret_id, id))),
@@ -414,7 +530,11 @@ fn shared_data_and_queues(linker: &mut Linker<HostState>) -> wasmtime::Result<()
             let resolved = read_str(&caller, vp, vl).and_then(|vm_id| {
                 let name = read_str(&caller, np, nl)?;
                 let env = &caller.data().env;
-                let vm_id = if vm_id.is_empty() { env.vm_id.as_str() } else { vm_id.as_str() };
+                let vm_id = if vm_id.is_empty() {
+                    env.vm_id.as_str()
+                } else {
+                    vm_id.as_str()
+                };
                 env.shared.resolve_queue(vm_id, &name)
             });
             match resolved {
@@ -427,7 +547,8 @@ fn shared_data_and_queues(linker: &mut Linker<HostState>) -> wasmtime::Result<()
         "env",
         "proxy_enqueue_shared_queue",
         |caller: GuestCaller<'_>, queue_id: i32, vp: i32, vl: i32| -> R {
-            let result = read(&caller, vp, vl).and_then(|item| caller.data().env.shared.enqueue(queue_id as u32, &item));
+            let result = read(&caller, vp, vl)
+                .and_then(|item| caller.data().env.shared.enqueue(queue_id as u32, &item));
             Ok(status(result))
         },
     )?;
@@ -435,7 +556,9 @@ fn shared_data_and_queues(linker: &mut Linker<HostState>) -> wasmtime::Result<()
         "env",
         "proxy_dequeue_shared_queue",
         |mut caller: GuestCaller<'_>, queue_id: i32, ret_ptr: i32, ret_size: i32| -> R {
-            if let Err(s) = guest::check_slot(&caller, ret_ptr, 4).and_then(|()| guest::check_slot(&caller, ret_size, 4)) {
+            if let Err(s) = guest::check_slot(&caller, ret_ptr, 4)
+                .and_then(|()| guest::check_slot(&caller, ret_size, 4))
+            {
                 return Ok(s as i32);
             }
             match caller.data().env.shared.dequeue(queue_id as u32) {
@@ -448,36 +571,44 @@ fn shared_data_and_queues(linker: &mut Linker<HostState>) -> wasmtime::Result<()
 }
 
 fn streams(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    linker.func_wrap("env", "proxy_continue_stream", |mut caller: GuestCaller<'_>, stream: i32| -> R {
-        let state = caller.data_mut();
-        match StreamType::from_raw(stream) {
-            Some(StreamType::HttpRequest | StreamType::HttpResponse) => {
-                let context_id = state.effective_context;
-                if !state.live_contexts.contains(&context_id) {
-                    return Ok(Status::NotFound as i32);
+    linker.func_wrap(
+        "env",
+        "proxy_continue_stream",
+        |mut caller: GuestCaller<'_>, stream: i32| -> R {
+            let state = caller.data_mut();
+            match StreamType::from_raw(stream) {
+                Some(StreamType::HttpRequest | StreamType::HttpResponse) => {
+                    let context_id = state.effective_context;
+                    if !state.live_contexts.contains(&context_id) {
+                        return Ok(Status::NotFound as i32);
+                    }
+                    state.effects.push(Effect::Resume { context_id });
+                    Ok(0)
                 }
-                state.effects.push(Effect::Resume { context_id });
-                Ok(0)
+                Some(_) => Ok(Status::Unimplemented as i32),
+                None => Ok(Status::BadArgument as i32),
             }
-            Some(_) => Ok(Status::Unimplemented as i32),
-            None => Ok(Status::BadArgument as i32),
-        }
-    })?;
-    linker.func_wrap("env", "proxy_close_stream", |mut caller: GuestCaller<'_>, stream: i32| -> R {
-        let state = caller.data_mut();
-        match StreamType::from_raw(stream) {
-            Some(StreamType::HttpRequest | StreamType::HttpResponse) => {
-                let context_id = state.effective_context;
-                if !state.live_contexts.contains(&context_id) {
-                    return Ok(Status::NotFound as i32);
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_close_stream",
+        |mut caller: GuestCaller<'_>, stream: i32| -> R {
+            let state = caller.data_mut();
+            match StreamType::from_raw(stream) {
+                Some(StreamType::HttpRequest | StreamType::HttpResponse) => {
+                    let context_id = state.effective_context;
+                    if !state.live_contexts.contains(&context_id) {
+                        return Ok(Status::NotFound as i32);
+                    }
+                    state.effects.push(Effect::Close { context_id });
+                    Ok(0)
                 }
-                state.effects.push(Effect::Close { context_id });
-                Ok(0)
+                Some(_) => Ok(Status::Unimplemented as i32),
+                None => Ok(Status::BadArgument as i32),
             }
-            Some(_) => Ok(Status::Unimplemented as i32),
-            None => Ok(Status::BadArgument as i32),
-        }
-    })?;
+        },
+    )?;
     linker.func_wrap(
         "env",
         "proxy_send_local_response",
@@ -498,7 +629,8 @@ fn streams(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 return Ok(Status::BadArgument as i32);
             }
             let parsed = (|| {
-                let details = String::from_utf8_lossy(&read(&caller, details_ptr, details_len)?).into_owned();
+                let details =
+                    String::from_utf8_lossy(&read(&caller, details_ptr, details_len)?).into_owned();
                 let body = read(&caller, body_ptr, body_len)?;
                 let mut headers = Vec::new();
                 for (name, value) in abi::decode_pairs(&read(&caller, headers_ptr, headers_len)?)? {
@@ -521,29 +653,41 @@ fn streams(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             };
             let limits = caller.data().env.limits;
             if response.body.len() > limits.max_body_bytes {
-                wasmtime::bail!("plugin's local response body is over {} bytes", limits.max_body_bytes);
+                wasmtime::bail!(
+                    "plugin's local response body is over {} bytes",
+                    limits.max_body_bytes
+                );
             }
             let state = caller.data_mut();
             let context_id = state.effective_context;
             if !state.live_contexts.contains(&context_id) {
                 return Ok(Status::NotFound as i32);
             }
-            state.effects.push(Effect::LocalResponse { context_id, response });
+            state.effects.push(Effect::LocalResponse {
+                context_id,
+                response,
+            });
             Ok(0)
         },
     )?;
-    linker.func_wrap("env", "proxy_set_effective_context", |mut caller: GuestCaller<'_>, context_id: i32| -> R {
-        let state = caller.data_mut();
-        let context_id = context_id as u32;
-        if context_id != state.root_context_id && !state.live_contexts.contains(&context_id) {
-            return Ok(Status::BadArgument as i32);
-        }
-        state.effective_context = context_id;
-        Ok(0)
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_effective_context",
+        |mut caller: GuestCaller<'_>, context_id: i32| -> R {
+            let state = caller.data_mut();
+            let context_id = context_id as u32;
+            if context_id != state.root_context_id && !state.live_contexts.contains(&context_id) {
+                return Ok(Status::BadArgument as i32);
+            }
+            state.effective_context = context_id;
+            Ok(0)
+        },
+    )?;
     // Deferred completion of a context (after proxy_on_done returned false). Contexts are
     // torn down by the host anyway, so this only acknowledges.
-    linker.func_wrap("env", "proxy_done", |_caller: GuestCaller<'_>| -> R { Ok(0) })?;
+    linker.func_wrap("env", "proxy_done", |_caller: GuestCaller<'_>| -> R {
+        Ok(0)
+    })?;
     Ok(())
 }
 
@@ -583,13 +727,17 @@ fn http_calls(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 let headers = to_map(read(&caller, headers_ptr, headers_len)?)?;
                 let trailers = to_map(read(&caller, trailers_ptr, trailers_len)?)?;
                 let body = read(&caller, body_ptr, body_len)?;
-                if [":method", ":path", ":authority"].iter().any(|h| headers.get(h).is_none_or(<[u8]>::is_empty)) {
+                if [":method", ":path", ":authority"]
+                    .iter()
+                    .any(|h| headers.get(h).is_none_or(<[u8]>::is_empty))
+                {
                     return Err(Status::BadArgument);
                 }
                 if !caller.data().env.http.has_cluster(&cluster) {
                     return Err(Status::BadArgument);
                 }
-                let timeout = Duration::from_millis(u64::from(timeout_ms as u32)).min(limits.max_http_call_timeout);
+                let timeout = Duration::from_millis(u64::from(timeout_ms as u32))
+                    .min(limits.max_http_call_timeout);
                 Ok(HttpCallRequest {
                     cluster,
                     headers,
@@ -628,25 +776,42 @@ fn metrics(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let Some(kind) = MetricType::from_raw(kind) else {
                 return Ok(Status::BadArgument as i32);
             };
-            let defined = read_str(&caller, np, nl).and_then(|name| caller.data().env.metrics.define(kind, &name));
+            let defined = read_str(&caller, np, nl)
+                .and_then(|name| caller.data().env.metrics.define(kind, &name));
             match defined {
                 Ok(id) => Ok(status(write_u32(&mut caller, ret_id, id))),
                 Err(s) => Ok(s as i32),
             }
         },
     )?;
-    linker.func_wrap("env", "proxy_increment_metric", |caller: GuestCaller<'_>, id: i32, offset: i64| -> R {
-        Ok(status(caller.data().env.metrics.increment(id as u32, offset)))
-    })?;
-    linker.func_wrap("env", "proxy_record_metric", |caller: GuestCaller<'_>, id: i32, value: i64| -> R {
-        Ok(status(caller.data().env.metrics.record(id as u32, value as u64)))
-    })?;
-    linker.func_wrap("env", "proxy_get_metric", |mut caller: GuestCaller<'_>, id: i32, ret: i32| -> R {
-        match caller.data().env.metrics.get(id as u32) {
-            Ok(value) => Ok(status(write(&mut caller, ret, &value.to_le_bytes()))),
-            Err(s) => Ok(s as i32),
-        }
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_increment_metric",
+        |caller: GuestCaller<'_>, id: i32, offset: i64| -> R {
+            Ok(status(
+                caller.data().env.metrics.increment(id as u32, offset),
+            ))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_record_metric",
+        |caller: GuestCaller<'_>, id: i32, value: i64| -> R {
+            Ok(status(
+                caller.data().env.metrics.record(id as u32, value as u64),
+            ))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_metric",
+        |mut caller: GuestCaller<'_>, id: i32, ret: i32| -> R {
+            match caller.data().env.metrics.get(id as u32) {
+                Ok(value) => Ok(status(write(&mut caller, ret, &value.to_le_bytes()))),
+                Err(s) => Ok(s as i32),
+            }
+        },
+    )?;
     Ok(())
 }
 
@@ -657,29 +822,62 @@ fn unsupported(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         "proxy_grpc_call",
-        move |_: GuestCaller<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> R {
-            Ok(unimplemented)
-        },
+        move |_: GuestCaller<'_>,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32|
+              -> R { Ok(unimplemented) },
     )?;
     linker.func_wrap(
         "env",
         "proxy_grpc_stream",
-        move |_: GuestCaller<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> R {
-            Ok(unimplemented)
-        },
+        move |_: GuestCaller<'_>,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32,
+              _: i32|
+              -> R { Ok(unimplemented) },
     )?;
-    linker.func_wrap("env", "proxy_grpc_send", move |_: GuestCaller<'_>, _: i32, _: i32, _: i32, _: i32| -> R {
-        Ok(unimplemented)
-    })?;
-    linker.func_wrap("env", "proxy_grpc_cancel", move |_: GuestCaller<'_>, _: i32| -> R { Ok(unimplemented) })?;
-    linker.func_wrap("env", "proxy_grpc_close", move |_: GuestCaller<'_>, _: i32| -> R { Ok(unimplemented) })?;
-    linker.func_wrap("env", "proxy_get_status", move |_: GuestCaller<'_>, _: i32, _: i32, _: i32| -> R {
-        Ok(unimplemented)
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_send",
+        move |_: GuestCaller<'_>, _: i32, _: i32, _: i32, _: i32| -> R { Ok(unimplemented) },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_cancel",
+        move |_: GuestCaller<'_>, _: i32| -> R { Ok(unimplemented) },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_close",
+        move |_: GuestCaller<'_>, _: i32| -> R { Ok(unimplemented) },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_status",
+        move |_: GuestCaller<'_>, _: i32, _: i32, _: i32| -> R { Ok(unimplemented) },
+    )?;
     linker.func_wrap(
         "env",
         "proxy_call_foreign_function",
-        |_: GuestCaller<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> R { Ok(Status::NotFound as i32) },
+        |_: GuestCaller<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> R {
+            Ok(Status::NotFound as i32)
+        },
     )?;
     Ok(())
 }

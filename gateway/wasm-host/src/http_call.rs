@@ -71,7 +71,8 @@ pub enum HttpCallError {
 }
 
 /// The boxed future a dispatch returns.
-pub type DispatchFuture = Pin<Box<dyn Future<Output = Result<HttpCallResponse, HttpCallError>> + Send>>;
+pub type DispatchFuture =
+    Pin<Box<dyn Future<Output = Result<HttpCallResponse, HttpCallError>> + Send>>;
 
 /// Sends plugins' HTTP calls; implemented by the gateway over its clusters.
 pub trait HttpCallDispatcher: Send + Sync + 'static {

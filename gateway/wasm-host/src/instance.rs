@@ -148,15 +148,23 @@ impl PluginInstance {
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
-        let deadline_ticks = (env.limits.call_timeout.as_micros() / epoch_tick.as_micros().max(1)) as u64 + 1;
+        let deadline_ticks =
+            (env.limits.call_timeout.as_micros() / epoch_tick.as_micros().max(1)) as u64 + 1;
         // Initialisation (constructors, `main!`) gets ten call budgets.
         store.set_epoch_deadline(deadline_ticks * 10);
 
-        let abi_ok = module.exports().any(|e| matches!(e.name(), "proxy_abi_version_0_2_1" | "proxy_abi_version_0_2_0"));
+        let abi_ok = module.exports().any(|e| {
+            matches!(
+                e.name(),
+                "proxy_abi_version_0_2_1" | "proxy_abi_version_0_2_0"
+            )
+        });
         if !abi_ok {
             return Err(LoadError::AbiVersion { plugin });
         }
-        let instance = linker.instantiate(&mut store, module).map_err(instantiate_error)?;
+        let instance = linker
+            .instantiate(&mut store, module)
+            .map_err(instantiate_error)?;
         let memory = instance.get_memory(&mut store, "memory");
         if memory.is_none() {
             return Err(LoadError::Instantiate {
@@ -182,7 +190,8 @@ impl PluginInstance {
                 break;
             }
         }
-        let Some(on_context_create) = typed(&instance, &mut store, "proxy_on_context_create") else {
+        let Some(on_context_create) = typed(&instance, &mut store, "proxy_on_context_create")
+        else {
             return Err(LoadError::Instantiate {
                 plugin,
                 message: "the module does not export proxy_on_context_create".into(),
@@ -221,18 +230,36 @@ impl PluginInstance {
         };
         let root = ROOT_CONTEXT_ID as i32;
         let create = this.exports.on_context_create.clone();
-        this.invoke("proxy_on_context_create", ROOT_CONTEXT_ID, 10, |s| create.call(s, (root, 0)))
-            .map_err(failed)?;
+        this.invoke("proxy_on_context_create", ROOT_CONTEXT_ID, 10, |s| {
+            create.call(s, (root, 0))
+        })
+        .map_err(failed)?;
         if let Some(f) = this.exports.on_vm_start.clone() {
             let size = env.vm_configuration.len() as i32;
-            if this.invoke("proxy_on_vm_start", ROOT_CONTEXT_ID, 10, |s| f.call(s, (root, size))).map_err(failed)? == 0 {
-                return Err(LoadError::VmStartRejected { plugin: env.name.clone() });
+            if this
+                .invoke("proxy_on_vm_start", ROOT_CONTEXT_ID, 10, |s| {
+                    f.call(s, (root, size))
+                })
+                .map_err(failed)?
+                == 0
+            {
+                return Err(LoadError::VmStartRejected {
+                    plugin: env.name.clone(),
+                });
             }
         }
         if let Some(f) = this.exports.on_configure.clone() {
             let size = env.configuration.len() as i32;
-            if this.invoke("proxy_on_configure", ROOT_CONTEXT_ID, 10, |s| f.call(s, (root, size))).map_err(failed)? == 0 {
-                return Err(LoadError::ConfigureRejected { plugin: env.name.clone() });
+            if this
+                .invoke("proxy_on_configure", ROOT_CONTEXT_ID, 10, |s| {
+                    f.call(s, (root, size))
+                })
+                .map_err(failed)?
+                == 0
+            {
+                return Err(LoadError::ConfigureRejected {
+                    plugin: env.name.clone(),
+                });
             }
         }
         this.dispatch_effects(None);
@@ -288,14 +315,22 @@ impl PluginInstance {
 
     /// Marks the instance failed and tells every waiting context.
     pub(crate) fn poison(&mut self, failure: PluginFailure) {
+        // Other streams did not fail themselves: they lost their instance.
+        let unavailable = PluginFailure::Unavailable {
+            plugin: self.env.name.clone(),
+            reason: failure.to_string(),
+        };
         for (_, waiter) in self.waiters.drain() {
-            let _ = waiter.send(ContextEvent::Failed(failure.clone()));
+            let _ = waiter.send(ContextEvent::Failed(unavailable.clone()));
         }
         self.failure = Some(failure);
     }
 
     /// Creates an HTTP context; `events` receives what other calls decide for it.
-    pub(crate) fn create_http_context(&mut self, events: UnboundedSender<ContextEvent>) -> Result<u32, PluginFailure> {
+    pub(crate) fn create_http_context(
+        &mut self,
+        events: UnboundedSender<ContextEvent>,
+    ) -> Result<u32, PluginFailure> {
         let id = self.next_context_id;
         let Some(next) = id.checked_add(1) else {
             let failure = PluginFailure::Unavailable {
@@ -308,7 +343,9 @@ impl PluginInstance {
         self.next_context_id = next;
         self.store.data_mut().live_contexts.insert(id);
         let create = self.exports.on_context_create.clone();
-        self.invoke("proxy_on_context_create", id, 1, |s| create.call(s, (id as i32, ROOT_CONTEXT_ID as i32)))?;
+        self.invoke("proxy_on_context_create", id, 1, |s| {
+            create.call(s, (id as i32, ROOT_CONTEXT_ID as i32))
+        })?;
         self.waiters.insert(id, events);
         Ok(id)
     }
@@ -346,7 +383,10 @@ impl PluginInstance {
             Phase::ResponseBody => stream.response_body.len(),
             Phase::ResponseTrailers => stream.response_trailers.len(),
         } as i32;
-        self.store.data_mut().streams.insert(context_id, std::mem::take(stream));
+        self.store
+            .data_mut()
+            .streams
+            .insert(context_id, std::mem::take(stream));
         let id = context_id as i32;
         let eos = i32::from(end_of_stream);
         let function = phase.export_name();
@@ -382,7 +422,11 @@ impl PluginInstance {
 
     /// Takes a parked stream back out of the instance.
     pub(crate) fn take_stream(&mut self, context_id: u32) -> HttpStream {
-        self.store.data_mut().streams.remove(&context_id).unwrap_or_default()
+        self.store
+            .data_mut()
+            .streams
+            .remove(&context_id)
+            .unwrap_or_default()
     }
 
     /// Ends an HTTP context: `proxy_on_done`, `proxy_on_log` (with the final stream) and
@@ -395,7 +439,10 @@ impl PluginInstance {
         let id = context_id as i32;
         let mut stream = stream;
         if let Some(s) = stream.as_deref_mut() {
-            self.store.data_mut().streams.insert(context_id, std::mem::take(s));
+            self.store
+                .data_mut()
+                .streams
+                .insert(context_id, std::mem::take(s));
         }
         if let Some(f) = self.exports.on_done.clone() {
             let _ = self.invoke("proxy_on_done", context_id, 1, |s| f.call(s, id));
@@ -418,7 +465,9 @@ impl PluginInstance {
     /// Calls `proxy_on_tick` on the root context.
     pub(crate) fn tick(&mut self) -> Result<(), PluginFailure> {
         if let Some(f) = self.exports.on_tick.clone() {
-            self.invoke("proxy_on_tick", ROOT_CONTEXT_ID, 1, |s| f.call(s, ROOT_CONTEXT_ID as i32))?;
+            self.invoke("proxy_on_tick", ROOT_CONTEXT_ID, 1, |s| {
+                f.call(s, ROOT_CONTEXT_ID as i32)
+            })?;
         }
         self.dispatch_effects(None);
         Ok(())
@@ -428,7 +477,9 @@ impl PluginInstance {
     pub(crate) fn queue_ready(&mut self, ready: QueueReady) -> Result<(), PluginFailure> {
         if let Some(f) = self.exports.on_queue_ready.clone() {
             let args = (ready.root_context_id as i32, ready.queue_id as i32);
-            self.invoke("proxy_on_queue_ready", ROOT_CONTEXT_ID, 1, |s| f.call(s, args))?;
+            self.invoke("proxy_on_queue_ready", ROOT_CONTEXT_ID, 1, |s| {
+                f.call(s, args)
+            })?;
         }
         self.dispatch_effects(None);
         Ok(())
@@ -453,8 +504,16 @@ impl PluginInstance {
             .map(|r| (r.headers.len(), r.body.len(), r.trailers.len()))
             .unwrap_or_default();
         self.store.data_mut().call_response = response;
-        let args = (context_id as i32, token as i32, counts.0 as i32, counts.1 as i32, counts.2 as i32);
-        let result = self.invoke("proxy_on_http_call_response", context_id, 1, |s| f.call(s, args));
+        let args = (
+            context_id as i32,
+            token as i32,
+            counts.0 as i32,
+            counts.1 as i32,
+            counts.2 as i32,
+        );
+        let result = self.invoke("proxy_on_http_call_response", context_id, 1, |s| {
+            f.call(s, args)
+        });
         self.store.data_mut().call_response = None;
         self.dispatch_effects(None);
         result
@@ -484,7 +543,10 @@ impl PluginInstance {
                     continue;
                 }
                 Effect::Resume { context_id } => (context_id, ContextEvent::Resume),
-                Effect::LocalResponse { context_id, response } => (context_id, ContextEvent::LocalResponse(response)),
+                Effect::LocalResponse {
+                    context_id,
+                    response,
+                } => (context_id, ContextEvent::LocalResponse(response)),
                 Effect::Close { context_id } => (context_id, ContextEvent::Close),
             };
             if Some(context_id) == current {

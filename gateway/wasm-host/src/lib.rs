@@ -29,7 +29,9 @@ pub mod stream;
 
 pub use error::{LoadError, PluginFailure};
 pub use headers::HeaderMap;
-pub use http_call::{ClusterDispatcher, HttpCallDispatcher, HttpCallError, HttpCallRequest, HttpCallResponse};
+pub use http_call::{
+    ClusterDispatcher, HttpCallDispatcher, HttpCallError, HttpCallRequest, HttpCallResponse,
+};
 pub use plugin::{BodyVerdict, HttpContext, Plugin, PluginSpec, PluginStats, Verdict};
 pub use runtime::{Runtime, RuntimeOptions};
 pub use state::PluginLimits;

@@ -66,7 +66,11 @@ impl MetricsRegistry {
                     | (Value::Gauge(_), MetricType::Gauge)
                     | (Value::Histogram { .. }, MetricType::Histogram)
             );
-            return if same_kind { Ok(id) } else { Err(Status::BadArgument) };
+            return if same_kind {
+                Ok(id)
+            } else {
+                Err(Status::BadArgument)
+            };
         }
         if inner.metrics.len() >= MAX_METRICS {
             return Err(Status::InternalFailure);
@@ -91,7 +95,11 @@ impl MetricsRegistry {
 
     fn metric(&self, id: u32) -> HostResult<std::sync::Arc<Metric>> {
         let inner = self.inner.read().map_err(|_| Status::InternalFailure)?;
-        inner.metrics.get(id as usize).cloned().ok_or(Status::NotFound)
+        inner
+            .metrics
+            .get(id as usize)
+            .cloned()
+            .ok_or(Status::NotFound)
     }
 
     /// Adds `offset` to a counter (which only goes up) or a gauge.
@@ -185,7 +193,13 @@ impl MetricsRegistry {
 /// Prometheus metric names allow `[a-zA-Z0-9_:]`; plugins use dots and dashes too.
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -196,8 +210,13 @@ mod tests {
     #[test]
     fn counters_gauges_and_histograms_follow_envoy_semantics() {
         let registry = MetricsRegistry::default();
-        let counter = registry.define(MetricType::Counter, "req.total").expect("defined");
-        assert_eq!(registry.define(MetricType::Counter, "req.total"), Ok(counter));
+        let counter = registry
+            .define(MetricType::Counter, "req.total")
+            .expect("defined");
+        assert_eq!(
+            registry.define(MetricType::Counter, "req.total"),
+            Ok(counter)
+        );
         assert_eq!(
             registry.define(MetricType::Gauge, "req.total"),
             Err(Status::BadArgument)
@@ -206,12 +225,16 @@ mod tests {
         assert_eq!(registry.increment(counter, -1), Err(Status::BadArgument));
         assert_eq!(registry.get(counter), Ok(2));
 
-        let gauge = registry.define(MetricType::Gauge, "in_flight").expect("defined");
+        let gauge = registry
+            .define(MetricType::Gauge, "in_flight")
+            .expect("defined");
         registry.increment(gauge, 5).expect("up");
         registry.increment(gauge, -2).expect("down");
         assert_eq!(registry.get(gauge), Ok(3));
 
-        let histogram = registry.define(MetricType::Histogram, "size").expect("defined");
+        let histogram = registry
+            .define(MetricType::Histogram, "size")
+            .expect("defined");
         registry.record(histogram, 3).expect("recorded");
         registry.record(histogram, 100).expect("recorded");
         assert_eq!(registry.get(histogram), Err(Status::BadArgument));

@@ -47,7 +47,11 @@ pub struct PluginSpec {
 
 impl PluginSpec {
     /// A spec with default limits for the module `wasm` and configuration bytes.
-    pub fn new(name: impl Into<String>, wasm: impl Into<Arc<[u8]>>, configuration: impl Into<Vec<u8>>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        wasm: impl Into<Arc<[u8]>>,
+        configuration: impl Into<Vec<u8>>,
+    ) -> Self {
         Self {
             name: name.into(),
             root_id: String::new(),
@@ -100,7 +104,11 @@ struct SlotState {
 }
 
 impl SlotState {
-    fn live(&mut self, generation: u64, plugin: &str) -> Result<&mut PluginInstance, PluginFailure> {
+    fn live(
+        &mut self,
+        generation: u64,
+        plugin: &str,
+    ) -> Result<&mut PluginInstance, PluginFailure> {
         let unavailable = |reason: &str| PluginFailure::Unavailable {
             plugin: plugin.to_owned(),
             reason: reason.to_owned(),
@@ -121,7 +129,9 @@ impl SlotState {
 fn lock(slot: &Slot) -> MutexGuard<'_, SlotState> {
     // A panic while holding the lock cannot leave the slot inconsistent in a way that matters:
     // a failed instance is marked as such and replaced.
-    slot.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    slot.state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Plugin {
@@ -134,7 +144,9 @@ impl Plugin {
     ) -> Result<Self, LoadError> {
         let module = runtime.compile(&spec.name, &spec.wasm)?;
         let pool_size = if spec.instances == 0 {
-            std::thread::available_parallelism().map(usize::from).unwrap_or(2)
+            std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2)
         } else {
             spec.instances
         };
@@ -195,7 +207,11 @@ impl Plugin {
         self.inner.env.limits
     }
 
-    fn start_instance(&self, slot: &Arc<Slot>, generation: u64) -> Result<PluginInstance, LoadError> {
+    fn start_instance(
+        &self,
+        slot: &Arc<Slot>,
+        generation: u64,
+    ) -> Result<PluginInstance, LoadError> {
         let (driver_tx, driver_rx) = unbounded_channel();
         let (queue_tx, queue_rx) = unbounded_channel();
         let rt = &self.inner.runtime;
@@ -208,7 +224,10 @@ impl Plugin {
             driver_tx,
             queue_tx,
         )?;
-        self.inner.stats.instances_started.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .stats
+            .instances_started
+            .fetch_add(1, Ordering::Relaxed);
         let driver = Driver {
             slot: Arc::downgrade(slot),
             generation,
@@ -228,9 +247,11 @@ impl Plugin {
         if state.instance.as_ref().is_none_or(|i| i.failure.is_some()) {
             state.instance = None;
             state.generation += 1;
-            let instance = self.start_instance(&slot, state.generation).map_err(|e| PluginFailure::Unavailable {
-                plugin: self.name().to_owned(),
-                reason: e.to_string(),
+            let instance = self.start_instance(&slot, state.generation).map_err(|e| {
+                PluginFailure::Unavailable {
+                    plugin: self.name().to_owned(),
+                    reason: e.to_string(),
+                }
             })?;
             state.instance = Some(instance);
         }
@@ -296,51 +317,80 @@ impl HttpContext {
     }
 
     /// `proxy_on_request_headers`; waits while the plugin pauses the request.
-    pub async fn on_request_headers(&mut self, stream: &mut HttpStream, end_of_stream: bool) -> Result<Verdict, PluginFailure> {
-        self.run_and_wait(Phase::RequestHeaders, stream, end_of_stream).await
+    pub async fn on_request_headers(
+        &mut self,
+        stream: &mut HttpStream,
+        end_of_stream: bool,
+    ) -> Result<Verdict, PluginFailure> {
+        self.run_and_wait(Phase::RequestHeaders, stream, end_of_stream)
+            .await
     }
 
     /// `proxy_on_request_body` with the body buffered so far in `stream.request_body`.
-    pub async fn on_request_body(&mut self, stream: &mut HttpStream, end_of_stream: bool) -> Result<BodyVerdict, PluginFailure> {
+    pub async fn on_request_body(
+        &mut self,
+        stream: &mut HttpStream,
+        end_of_stream: bool,
+    ) -> Result<BodyVerdict, PluginFailure> {
         match self.step(Phase::RequestBody, stream, end_of_stream)? {
             Step::Decided(verdict) => Ok(verdict.into()),
-            Step::Paused if !end_of_stream => Ok(BodyVerdict::Buffer),
+            Step::Paused if !end_of_stream => {
+                self.take_back(stream)?;
+                Ok(BodyVerdict::Buffer)
+            }
             Step::Paused => Ok(self.wait(stream).await?.into()),
         }
     }
 
     /// `proxy_on_request_trailers`; waits while the plugin pauses.
-    pub async fn on_request_trailers(&mut self, stream: &mut HttpStream) -> Result<Verdict, PluginFailure> {
-        self.run_and_wait(Phase::RequestTrailers, stream, true).await
+    pub async fn on_request_trailers(
+        &mut self,
+        stream: &mut HttpStream,
+    ) -> Result<Verdict, PluginFailure> {
+        self.run_and_wait(Phase::RequestTrailers, stream, true)
+            .await
     }
 
     /// `proxy_on_response_headers`; waits while the plugin pauses.
-    pub async fn on_response_headers(&mut self, stream: &mut HttpStream, end_of_stream: bool) -> Result<Verdict, PluginFailure> {
-        self.run_and_wait(Phase::ResponseHeaders, stream, end_of_stream).await
+    pub async fn on_response_headers(
+        &mut self,
+        stream: &mut HttpStream,
+        end_of_stream: bool,
+    ) -> Result<Verdict, PluginFailure> {
+        self.run_and_wait(Phase::ResponseHeaders, stream, end_of_stream)
+            .await
     }
 
     /// `proxy_on_response_body`. Synchronous, because the gateway's response body hook is:
     /// a pause buffers (the plugin is called again with more), and a pause at the end of the
     /// stream continues, since nothing could resume it there.
-    pub fn on_response_body(&mut self, stream: &mut HttpStream, end_of_stream: bool) -> Result<BodyVerdict, PluginFailure> {
+    pub fn on_response_body(
+        &mut self,
+        stream: &mut HttpStream,
+        end_of_stream: bool,
+    ) -> Result<BodyVerdict, PluginFailure> {
         match self.step(Phase::ResponseBody, stream, end_of_stream)? {
             Step::Decided(verdict) => Ok(verdict.into()),
-            Step::Paused if !end_of_stream => Ok(BodyVerdict::Buffer),
             Step::Paused => {
-                let mut state = lock(&self.slot);
-                *stream = state.live(self.generation, self.plugin.name())?.take_stream(self.id);
-                Ok(BodyVerdict::Continue)
+                self.take_back(stream)?;
+                Ok(if end_of_stream {
+                    BodyVerdict::Continue
+                } else {
+                    BodyVerdict::Buffer
+                })
             }
         }
     }
 
     /// `proxy_on_response_trailers` (synchronous, like the body).
-    pub fn on_response_trailers(&mut self, stream: &mut HttpStream) -> Result<Verdict, PluginFailure> {
+    pub fn on_response_trailers(
+        &mut self,
+        stream: &mut HttpStream,
+    ) -> Result<Verdict, PluginFailure> {
         match self.step(Phase::ResponseTrailers, stream, true)? {
             Step::Decided(verdict) => Ok(verdict),
             Step::Paused => {
-                let mut state = lock(&self.slot);
-                *stream = state.live(self.generation, self.plugin.name())?.take_stream(self.id);
+                self.take_back(stream)?;
                 Ok(Verdict::Continue)
             }
         }
@@ -355,14 +405,24 @@ impl HttpContext {
         }
     }
 
-    async fn run_and_wait(&mut self, phase: Phase, stream: &mut HttpStream, eos: bool) -> Result<Verdict, PluginFailure> {
+    async fn run_and_wait(
+        &mut self,
+        phase: Phase,
+        stream: &mut HttpStream,
+        eos: bool,
+    ) -> Result<Verdict, PluginFailure> {
         match self.step(phase, stream, eos)? {
             Step::Decided(verdict) => Ok(verdict),
             Step::Paused => self.wait(stream).await,
         }
     }
 
-    fn step(&mut self, phase: Phase, stream: &mut HttpStream, eos: bool) -> Result<Step, PluginFailure> {
+    fn step(
+        &mut self,
+        phase: Phase,
+        stream: &mut HttpStream,
+        eos: bool,
+    ) -> Result<Step, PluginFailure> {
         // Events left from an earlier pause (a plugin resuming twice) must not end this one.
         while self.events.try_recv().is_ok() {}
         let stats = &self.plugin.inner.stats;
@@ -374,7 +434,9 @@ impl HttpContext {
                 .and_then(|instance| instance.run_phase(self.id, phase, stream, eos))
         };
         stats.calls.fetch_add(1, Ordering::Relaxed);
-        stats.call_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        stats
+            .call_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let (action, outcome) = result.inspect_err(|_| {
             stats.failures.fetch_add(1, Ordering::Relaxed);
         })?;
@@ -393,30 +455,57 @@ impl HttpContext {
         let limit = self.plugin.inner.env.limits.pause_timeout;
         let event = tokio::time::timeout(limit, self.events.recv()).await;
         let verdict = match event {
-            Ok(Some(ContextEvent::Resume)) => Verdict::Continue,
-            Ok(Some(ContextEvent::LocalResponse(response))) => Verdict::Respond(response),
-            Ok(Some(ContextEvent::Close)) => Verdict::Close,
-            Ok(Some(ContextEvent::Failed(failure))) => return Err(self.count_failure(failure)),
-            Ok(None) => {
-                return Err(self.count_failure(PluginFailure::Unavailable {
-                    plugin: self.plugin.name().to_owned(),
-                    reason: "its instance went away while the request was paused".into(),
-                }));
-            }
-            Err(_) => {
-                return Err(self.count_failure(PluginFailure::PauseTimeout {
-                    plugin: self.plugin.name().to_owned(),
-                    limit,
-                }));
-            }
+            Ok(Some(ContextEvent::Resume)) => Ok(Verdict::Continue),
+            Ok(Some(ContextEvent::LocalResponse(response))) => Ok(Verdict::Respond(response)),
+            Ok(Some(ContextEvent::Close)) => Ok(Verdict::Close),
+            Ok(Some(ContextEvent::Failed(failure))) => Err(failure),
+            Ok(None) => Err(PluginFailure::Unavailable {
+                plugin: self.plugin.name().to_owned(),
+                reason: "its instance went away while the request was paused".into(),
+            }),
+            Err(_) => Err(PluginFailure::PauseTimeout {
+                plugin: self.plugin.name().to_owned(),
+                limit,
+            }),
         };
-        let mut state = lock(&self.slot);
-        *stream = state.live(self.generation, self.plugin.name())?.take_stream(self.id);
+        // The stream comes back whatever happened: a fail-open filter passes it on intact.
+        let taken = self.take_back_even_if_failed(stream);
+        let verdict = verdict.map_err(|failure| self.count_failure(failure))?;
+        taken?;
         Ok(verdict)
     }
 
+    /// Takes the stream parked in a live instance back into `stream`.
+    fn take_back(&mut self, stream: &mut HttpStream) -> Result<(), PluginFailure> {
+        let mut state = lock(&self.slot);
+        *stream = state
+            .live(self.generation, self.plugin.name())?
+            .take_stream(self.id);
+        Ok(())
+    }
+
+    /// Takes the stream back from the instance of this context's generation, failed or not.
+    fn take_back_even_if_failed(&mut self, stream: &mut HttpStream) -> Result<(), PluginFailure> {
+        let mut state = lock(&self.slot);
+        let same_generation = state.generation == self.generation;
+        match (&mut state.instance, same_generation) {
+            (Some(instance), true) => {
+                *stream = instance.take_stream(self.id);
+                Ok(())
+            }
+            _ => Err(PluginFailure::Unavailable {
+                plugin: self.plugin.name().to_owned(),
+                reason: "its instance was replaced while the request was paused".into(),
+            }),
+        }
+    }
+
     fn count_failure(&self, failure: PluginFailure) -> PluginFailure {
-        self.plugin.inner.stats.failures.fetch_add(1, Ordering::Relaxed);
+        self.plugin
+            .inner
+            .stats
+            .failures
+            .fetch_add(1, Ordering::Relaxed);
         failure
     }
 }
@@ -458,7 +547,11 @@ enum DriverEvent {
 }
 
 impl Driver {
-    async fn run(self, mut msgs: UnboundedReceiver<DriverMsg>, mut queue: UnboundedReceiver<QueueReady>) {
+    async fn run(
+        self,
+        mut msgs: UnboundedReceiver<DriverMsg>,
+        mut queue: UnboundedReceiver<QueueReady>,
+    ) {
         let mut ticks: Option<tokio::time::Interval> = None;
         loop {
             let event = tokio::select! {
@@ -473,7 +566,8 @@ impl Driver {
             let alive = match event {
                 DriverEvent::Msg(DriverMsg::SetTick(period)) => {
                     ticks = (!period.is_zero()).then(|| {
-                        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                        let mut interval =
+                            tokio::time::interval_at(tokio::time::Instant::now() + period, period);
                         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                         interval
                     });
@@ -485,18 +579,25 @@ impl Driver {
                     request,
                 }) => {
                     let future = self.http.dispatch(request);
-                    let (slot, generation, plugin) = (self.slot.clone(), self.generation, self.plugin.clone());
+                    let (slot, generation, plugin) =
+                        (self.slot.clone(), self.generation, self.plugin.clone());
                     tokio::spawn(async move {
                         let result = future.await;
                         if let Err(error) = &result {
                             tracing::debug!(plugin = %plugin, token, error = %error, "plugin http call failed");
                         }
-                        with_instance(&slot, generation, |i| i.http_call_response(context_id, token, result.ok()));
+                        with_instance(&slot, generation, |i| {
+                            i.http_call_response(context_id, token, result.ok())
+                        });
                     });
                     true
                 }
-                DriverEvent::Queue(ready) => with_instance(&self.slot, self.generation, |i| i.queue_ready(ready)),
-                DriverEvent::Tick => with_instance(&self.slot, self.generation, PluginInstance::tick),
+                DriverEvent::Queue(ready) => {
+                    with_instance(&self.slot, self.generation, |i| i.queue_ready(ready))
+                }
+                DriverEvent::Tick => {
+                    with_instance(&self.slot, self.generation, PluginInstance::tick)
+                }
             };
             if !alive {
                 return;

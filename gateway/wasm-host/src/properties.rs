@@ -31,7 +31,11 @@ pub fn split_path(raw: &[u8]) -> HostResult<Vec<&str>> {
 
 /// The value of the attribute at `path`; `NotFound` for unknown attributes or ones that have
 /// no value in this phase (`response.code` before the response).
-pub fn get(path: &[&str], stream: Option<&HttpStream>, plugin: PluginFacts<'_>) -> HostResult<Vec<u8>> {
+pub fn get(
+    path: &[&str],
+    stream: Option<&HttpStream>,
+    plugin: PluginFacts<'_>,
+) -> HostResult<Vec<u8>> {
     let joined = path.join(".");
     match joined.as_str() {
         "plugin_name" => return Ok(plugin.name.as_bytes().to_vec()),
@@ -40,19 +44,25 @@ pub fn get(path: &[&str], stream: Option<&HttpStream>, plugin: PluginFacts<'_>) 
         _ => {}
     }
     let stream = stream.ok_or(Status::NotFound)?;
-    if let Some(value) = stream.properties.get(&joined) {
-        return Ok(value.clone());
-    }
     let info = &stream.info;
     let req = &stream.request_headers;
-    let header = |map: &HeaderMap, name: &str| map.get(name).map(<[u8]>::to_vec).ok_or(Status::NotFound);
+    let header =
+        |map: &HeaderMap, name: &str| map.get(name).map(<[u8]>::to_vec).ok_or(Status::NotFound);
     let path_header = || req.get(":path").unwrap_or(b"/");
     match path {
         ["request", "path"] => header(req, ":path"),
-        ["request", "url_path"] => Ok(path_header().split(|b| *b == b'?').next().unwrap_or(b"/").to_vec()),
+        ["request", "url_path"] => Ok(path_header()
+            .split(|b| *b == b'?')
+            .next()
+            .unwrap_or(b"/")
+            .to_vec()),
         ["request", "query"] => {
             let path = path_header();
-            Ok(path.iter().position(|b| *b == b'?').map(|at| path[at + 1..].to_vec()).unwrap_or_default())
+            Ok(path
+                .iter()
+                .position(|b| *b == b'?')
+                .map(|at| path[at + 1..].to_vec())
+                .unwrap_or_default())
         }
         ["request", "host"] => header(req, ":authority"),
         ["request", "scheme"] => header(req, ":scheme"),
@@ -62,23 +72,36 @@ pub fn get(path: &[&str], stream: Option<&HttpStream>, plugin: PluginFacts<'_>) 
         ["request", "id"] => Ok(info.request_id.as_bytes().to_vec()),
         ["request", "protocol"] => Ok(info.protocol.as_bytes().to_vec()),
         ["request", "time"] => {
-            let nanos = info.start_time.duration_since(UNIX_EPOCH).map_err(|_| Status::InternalFailure)?;
+            let nanos = info
+                .start_time
+                .duration_since(UNIX_EPOCH)
+                .map_err(|_| Status::InternalFailure)?;
             Ok((nanos.as_nanos() as i64).to_le_bytes().to_vec())
         }
         ["request", "headers"] => Ok(req.encode()),
         ["request", "headers", name] => header(req, name),
-        ["source", "address"] => info.source.map(|a| a.to_string().into_bytes()).ok_or(Status::NotFound),
-        ["source", "port"] => info.source.map(|a| i64::from(a.port()).to_le_bytes().to_vec()).ok_or(Status::NotFound),
-        ["destination", "address"] => {
-            info.destination.map(|a| a.to_string().into_bytes()).ok_or(Status::NotFound)
-        }
-        ["destination", "port"] => {
-            info.destination.map(|a| i64::from(a.port()).to_le_bytes().to_vec()).ok_or(Status::NotFound)
-        }
+        ["source", "address"] => info
+            .source
+            .map(|a| a.to_string().into_bytes())
+            .ok_or(Status::NotFound),
+        ["source", "port"] => info
+            .source
+            .map(|a| i64::from(a.port()).to_le_bytes().to_vec())
+            .ok_or(Status::NotFound),
+        ["destination", "address"] => info
+            .destination
+            .map(|a| a.to_string().into_bytes())
+            .ok_or(Status::NotFound),
+        ["destination", "port"] => info
+            .destination
+            .map(|a| i64::from(a.port()).to_le_bytes().to_vec())
+            .ok_or(Status::NotFound),
         ["connection", "mtls"] => Ok(vec![u8::from(info.tls.as_ref().is_some_and(|t| t.mtls))]),
-        ["connection", "tls_version"] => {
-            info.tls.as_ref().map(|t| t.version.as_bytes().to_vec()).ok_or(Status::NotFound)
-        }
+        ["connection", "tls_version"] => info
+            .tls
+            .as_ref()
+            .map(|t| t.version.as_bytes().to_vec())
+            .ok_or(Status::NotFound),
         ["connection", "requested_server_name"] => info
             .tls
             .as_ref()
@@ -86,7 +109,10 @@ pub fn get(path: &[&str], stream: Option<&HttpStream>, plugin: PluginFacts<'_>) 
             .map(|s| s.as_bytes().to_vec())
             .ok_or(Status::NotFound),
         ["response", "code"] => {
-            let status = stream.response_headers.get_str(":status").ok_or(Status::NotFound)?;
+            let status = stream
+                .response_headers
+                .get_str(":status")
+                .ok_or(Status::NotFound)?;
             let code: i64 = status.parse().map_err(|_| Status::NotFound)?;
             Ok(code.to_le_bytes().to_vec())
         }
@@ -94,10 +120,15 @@ pub fn get(path: &[&str], stream: Option<&HttpStream>, plugin: PluginFacts<'_>) 
         ["response", "headers", name] => header(&stream.response_headers, name),
         ["route_name"] => Ok(info.route_name.as_bytes().to_vec()),
         ["cluster_name"] => Ok(info.cluster_name.as_bytes().to_vec()),
-        _ => Err(Status::NotFound),
+        // Values plugins stored come last: a plugin cannot shadow a built-in attribute
+        // (e.g. `source.address`) for the filters after it.
+        _ => stream
+            .properties
+            .get(&joined)
+            .cloned()
+            .ok_or(Status::NotFound),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -132,7 +163,10 @@ mod tests {
         assert_eq!(get(&["request", "query"]), Ok(b"x=1".to_vec()));
         assert_eq!(get(&["source", "address"]), Ok(b"10.1.2.3:5555".to_vec()));
         assert_eq!(get(&["source", "port"]), Ok(5555i64.to_le_bytes().to_vec()));
-        assert_eq!(get(&["response", "code"]), Ok(404i64.to_le_bytes().to_vec()));
+        assert_eq!(
+            get(&["response", "code"]),
+            Ok(404i64.to_le_bytes().to_vec())
+        );
         assert_eq!(get(&["connection", "mtls"]), Ok(vec![0]));
         assert_eq!(get(&["request", "id"]), Ok(b"abc".to_vec()));
         assert_eq!(get(&["no", "such"]), Err(Status::NotFound));
@@ -148,7 +182,10 @@ mod tests {
 
     #[test]
     fn root_contexts_see_only_plugin_attributes() {
-        assert_eq!(get(&["request", "path"], None, facts()), Err(Status::NotFound));
+        assert_eq!(
+            get(&["request", "path"], None, facts()),
+            Err(Status::NotFound)
+        );
         assert_eq!(get(&["plugin_root_id"], None, facts()), Ok(b"r".to_vec()));
     }
 }

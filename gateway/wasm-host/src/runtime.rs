@@ -50,8 +50,11 @@ struct RuntimeInner {
     metrics: Arc<MetricsRegistry>,
     epoch_tick: Duration,
     stop_ticker: Arc<AtomicBool>,
-    modules: Mutex<HashMap<u64, Vec<(Arc<[u8]>, Module)>>>,
+    modules: Mutex<ModuleCache>,
 }
+
+/// Compiled modules by a hash of their bytes (the bytes are compared on a hit).
+type ModuleCache = HashMap<u64, Vec<(Arc<[u8]>, Module)>>;
 
 impl Drop for RuntimeInner {
     fn drop(&mut self) {
@@ -117,7 +120,11 @@ impl Runtime {
     }
 
     /// Loads a plugin: compiles it (once per distinct module) and starts its first instance.
-    pub fn load(&self, spec: PluginSpec, http: Arc<dyn HttpCallDispatcher>) -> Result<Plugin, LoadError> {
+    pub fn load(
+        &self,
+        spec: PluginSpec,
+        http: Arc<dyn HttpCallDispatcher>,
+    ) -> Result<Plugin, LoadError> {
         Plugin::load(self.clone(), spec, http)
     }
 
@@ -132,7 +139,13 @@ impl Runtime {
         &self,
         vm_id: &str,
         name: &str,
-    ) -> Result<(u32, tokio::sync::mpsc::UnboundedReceiver<crate::shared::QueueReady>), crate::abi::Status> {
+    ) -> Result<
+        (
+            u32,
+            tokio::sync::mpsc::UnboundedReceiver<crate::shared::QueueReady>,
+        ),
+        crate::abi::Status,
+    > {
         let (notify, ready) = tokio::sync::mpsc::unbounded_channel();
         let owner = crate::shared::QueueOwner {
             root_context_id: 0,
@@ -177,14 +190,20 @@ impl Runtime {
         wasm.hash(&mut hasher);
         let key = hasher.finish();
         let mut modules = self.inner.modules.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, module)) = modules.get(&key).and_then(|v| v.iter().find(|(bytes, _)| bytes[..] == wasm[..])) {
+        if let Some((_, module)) = modules
+            .get(&key)
+            .and_then(|v| v.iter().find(|(bytes, _)| bytes[..] == wasm[..]))
+        {
             return Ok(module.clone());
         }
         let module = Module::new(&self.inner.engine, wasm).map_err(|e| LoadError::Compile {
             plugin: plugin.to_owned(),
             message: format!("{e:#}"),
         })?;
-        modules.entry(key).or_default().push((wasm.clone(), module.clone()));
+        modules
+            .entry(key)
+            .or_default()
+            .push((wasm.clone(), module.clone()));
         Ok(module)
     }
 }

@@ -108,7 +108,7 @@ impl SharedState {
                 }
                 (key.len() + old.len(), token.wrapping_add(1).max(1))
             }
-            None if cas != 0 => return Err(Status::CasMismatch),
+            // As on Envoy: a CAS on a key that does not exist yet is ignored.
             None => (0, 1),
         };
         let new_bytes = space.bytes - old_size + key.len() + value.len();
@@ -194,10 +194,18 @@ mod tests {
         assert_eq!(shared.get("vm", b"k"), Err(Status::NotFound));
         shared.set("vm", b"k", b"1", 0).expect("first set");
         let (_, token) = shared.get("vm", b"k").expect("present");
-        shared.set("vm", b"k", b"2", token).expect("set with the current token");
-        assert_eq!(shared.set("vm", b"k", b"3", token), Err(Status::CasMismatch));
+        shared
+            .set("vm", b"k", b"2", token)
+            .expect("set with the current token");
+        assert_eq!(
+            shared.set("vm", b"k", b"3", token),
+            Err(Status::CasMismatch)
+        );
         assert_eq!(shared.get("vm", b"k").expect("present").0, b"2");
         assert_eq!(shared.get("other-vm", b"k"), Err(Status::NotFound));
+        shared
+            .set("vm", b"new", b"x", 42)
+            .expect("a CAS on a missing key is ignored");
     }
 
     #[test]
@@ -207,9 +215,15 @@ mod tests {
             max_queue_items: 1,
             max_value_bytes: 8,
         });
-        assert_eq!(shared.set("vm", b"k", b"123456789", 0), Err(Status::BadArgument));
+        assert_eq!(
+            shared.set("vm", b"k", b"123456789", 0),
+            Err(Status::BadArgument)
+        );
         shared.set("vm", b"k", b"12345678", 0).expect("fits");
-        assert_eq!(shared.set("vm", b"k2", b"1", 0), Err(Status::InternalFailure));
+        assert_eq!(
+            shared.set("vm", b"k2", b"1", 0),
+            Err(Status::InternalFailure)
+        );
     }
 
     #[test]

@@ -61,10 +61,21 @@ pub(crate) struct PluginEnv {
 /// Something a host function asked for that takes effect after the call returns.
 #[derive(Debug)]
 pub(crate) enum Effect {
-    Resume { context_id: u32 },
-    LocalResponse { context_id: u32, response: LocalResponse },
-    Close { context_id: u32 },
-    HttpCall { context_id: u32, token: u32, request: HttpCallRequest },
+    Resume {
+        context_id: u32,
+    },
+    LocalResponse {
+        context_id: u32,
+        response: LocalResponse,
+    },
+    Close {
+        context_id: u32,
+    },
+    HttpCall {
+        context_id: u32,
+        token: u32,
+        request: HttpCallRequest,
+    },
     TickPeriod(Duration),
 }
 
@@ -75,15 +86,28 @@ pub(crate) struct Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max_memory {
             self.exceeded = true;
-            wasmtime::bail!("memory limit of {} bytes exceeded (asked for {desired})", self.max_memory);
+            wasmtime::bail!(
+                "memory limit of {} bytes exceeded (asked for {desired})",
+                self.max_memory
+            );
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // Tables hold function references; a plugin needs a few thousand at most.
         Ok(desired <= 100_000)
     }

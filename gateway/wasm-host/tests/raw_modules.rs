@@ -276,7 +276,6 @@ async fn a_trap_in_a_tick_poisons_the_instance_and_the_next_request_replaces_it(
 }
 
 #[tokio::test]
-#[ignore = "host bug (ABI deviation): proxy_set_shared_data with a non-zero CAS on a missing key returns CAS_MISMATCH; Envoy sets it (shared.rs SharedState::set)"]
 async fn a_cas_on_a_key_that_does_not_exist_yet_is_ignored_as_on_envoy() {
     // on_request_headers returns the status of
     // proxy_set_shared_data("missing", "v", cas 5): 0 (Continue) is Envoy's answer; any other
@@ -359,7 +358,6 @@ async fn a_paused_stream_fails_when_another_stream_poisons_its_instance() {
 }
 
 #[tokio::test]
-#[ignore = "host bug: a paused stream whose instance fails is not handed back to the caller (plugin.rs HttpContext::wait)"]
 async fn a_paused_stream_failed_by_another_stream_is_handed_back_for_fail_open() {
     let runtime = runtime();
     let plugin = runtime
@@ -390,7 +388,6 @@ async fn a_paused_stream_failed_by_another_stream_is_handed_back_for_fail_open()
 }
 
 #[tokio::test]
-#[ignore = "host bug: a paused stream failed by another stream's failure gets that stream's Trap (naming a callback it never ran), not Unavailable as documented (instance.rs poison)"]
 async fn a_paused_stream_failed_by_another_stream_is_unavailable() {
     let runtime = runtime();
     let plugin = runtime

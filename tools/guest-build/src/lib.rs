@@ -25,6 +25,7 @@ pub struct GuestBuild {
     target_dir: PathBuf,
     required_tools: Vec<String>,
     extra_inputs: Vec<PathBuf>,
+    packages: Vec<String>,
 }
 
 impl GuestBuild {
@@ -41,6 +42,7 @@ impl GuestBuild {
             target_dir: shared_guest_target_dir(),
             required_tools: Vec::new(),
             extra_inputs: Vec::new(),
+            packages: Vec::new(),
         }
     }
 
@@ -59,6 +61,12 @@ impl GuestBuild {
     /// Fails the build early, naming `tool`, when it is not on `PATH` (e.g. `bpf-linker`).
     pub fn require_on_path(mut self, tool: &str) -> Self {
         self.required_tools.push(tool.to_owned());
+        self
+    }
+
+    /// Builds only this package of the guest workspace (repeatable); none: the whole workspace.
+    pub fn package(mut self, name: &str) -> Self {
+        self.packages.push(name.to_owned());
         self
     }
 
@@ -86,10 +94,14 @@ impl GuestBuild {
             );
         }
         for tool in &self.required_tools {
-            let on_path = std::env::var_os("PATH")
-                .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
+            let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+                std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file())
+            });
             if !on_path {
-                panic!("guest build for {}: {tool} not found on PATH; run scripts/bootstrap.sh", self.target);
+                panic!(
+                    "guest build for {}: {tool} not found on PATH; run scripts/bootstrap.sh",
+                    self.target
+                );
             }
         }
         for path in &self.extra_inputs {
@@ -104,8 +116,14 @@ impl GuestBuild {
             .current_dir(&self.manifest_dir)
             .args(["build", "--release", "--locked", "--target", &self.target])
             .arg(format!("-Zbuild-std={}", self.build_std));
+        for package in &self.packages {
+            cmd.args(["-p", package]);
+        }
         let status = cmd.status().unwrap_or_else(|e| {
-            panic!("guest build for {}: cannot start {GUEST_CARGO}: {e}", self.target)
+            panic!(
+                "guest build for {}: cannot start {GUEST_CARGO}: {e}",
+                self.target
+            )
         });
         if !status.success() {
             panic!(

@@ -7,8 +7,25 @@ use crate::rule;
 
 /// Encodings of `.`, `/` and `\` that only evasion needs (checked on the raw value).
 const ENCODED_TRAVERSAL: &[&str] = &[
-    "%2e%2e", "%2e.", ".%2e", "..%2f", "..%5c", "%252e", "%252f", "%255c", "%c0%ae", "%c0%af",
-    "%c1%9c", "%c1%1c", "%c0%2f", "%e0%80%ae", "%u002e", "%uff0e", "%u2215", "%u2216", "..%u2215",
+    "%2e%2e",
+    "%2e.",
+    ".%2e",
+    "..%2f",
+    "..%5c",
+    "%252e",
+    "%252f",
+    "%255c",
+    "%c0%ae",
+    "%c0%af",
+    "%c1%9c",
+    "%c1%1c",
+    "%c0%2f",
+    "%e0%80%ae",
+    "%u002e",
+    "%uff0e",
+    "%u2215",
+    "%u2216",
+    "..%u2215",
 ];
 
 /// Files an application has no business serving or including.
@@ -108,10 +125,16 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
         rooted.match_indices(f).any(|(at, _)| {
             // `/.git` and `/.env` must end there: `/.github/` and `/.envoy` are fine.
             let next = rooted.as_bytes().get(at + f.len());
-            f.ends_with('/') || !next.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+            f.ends_with('/')
+                || !next.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
         })
     });
-    if restricted && matches!(value.location, Location::Path | Location::Arg | Location::FileName) {
+    if restricted
+        && matches!(
+            value.location,
+            Location::Path | Location::Arg | Location::FileName
+        )
+    {
         hits.push(rule::RESTRICTED_FILE_ACCESS);
     }
 }
@@ -146,7 +169,8 @@ fn os_file_at_boundary(path: &str, file: &str) -> bool {
         let before_ok = at == 0 || matches!(bytes[at - 1], b'/' | b':' | b'=' | b' ' | b'.');
         let after = bytes.get(at + file.len());
         let short = file.len() <= 4;
-        before_ok && (!short || !after.is_some_and(|b| b.is_ascii_alphanumeric()))
+        before_ok
+            && (!short || !after.is_some_and(|b| b.is_ascii_alphanumeric()))
             && (!short || at > 0 && bytes[at - 1] == b'/')
     })
 }
@@ -159,23 +183,48 @@ mod tests {
     fn rules(input: &str, location: Location) -> Hits {
         let norm = Normalized::new(input.as_bytes(), Encoding::Path);
         let mut hits = Hits::new();
-        detect(&Value { location, name: "file", norm: &norm }, &mut hits);
+        detect(
+            &Value {
+                location,
+                name: "file",
+                norm: &norm,
+            },
+            &mut hits,
+        );
         hits
     }
 
     #[test]
     fn traversal_in_every_disguise_is_found() {
-        assert!(rules("../../../../etc/passwd", Location::Arg).contains(&rule::PATH_TRAVERSAL_REPEATED));
+        assert!(
+            rules("../../../../etc/passwd", Location::Arg).contains(&rule::PATH_TRAVERSAL_REPEATED)
+        );
         assert!(rules("....//....//etc/passwd", Location::Arg).contains(&rule::OS_FILE_ACCESS));
-        assert!(rules("%2e%2e%2f%2e%2e%2fboot.ini", Location::Arg).contains(&rule::PATH_TRAVERSAL_ENCODED));
-        assert!(rules("..\\..\\windows\\win.ini", Location::Arg).contains(&rule::PATH_TRAVERSAL_REPEATED));
-        assert!(rules("%c0%ae%c0%ae/%c0%ae%c0%ae/etc/shadow", Location::Arg).contains(&rule::OS_FILE_ACCESS));
+        assert!(
+            rules("%2e%2e%2f%2e%2e%2fboot.ini", Location::Arg)
+                .contains(&rule::PATH_TRAVERSAL_ENCODED)
+        );
+        assert!(
+            rules("..\\..\\windows\\win.ini", Location::Arg)
+                .contains(&rule::PATH_TRAVERSAL_REPEATED)
+        );
+        assert!(
+            rules("%c0%ae%c0%ae/%c0%ae%c0%ae/etc/shadow", Location::Arg)
+                .contains(&rule::OS_FILE_ACCESS)
+        );
         assert!(rules("/app/.git/config", Location::Path).contains(&rule::RESTRICTED_FILE_ACCESS));
     }
 
     #[test]
     fn dotted_paths_and_prose_are_fine() {
-        for benign in ["/static/app.v2.min.js", "/docs/v1.2/readme.md", "Wait... what?", "/.github/workflows", "sample.txt", "/api/.well-known/openid-configuration"] {
+        for benign in [
+            "/static/app.v2.min.js",
+            "/docs/v1.2/readme.md",
+            "Wait... what?",
+            "/.github/workflows",
+            "sample.txt",
+            "/api/.well-known/openid-configuration",
+        ] {
             assert!(rules(benign, Location::Path).is_empty(), "{benign}");
         }
     }

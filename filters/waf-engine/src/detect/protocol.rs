@@ -25,27 +25,31 @@ const RESTRICTED_HEADERS: &[&str] = &[
 ];
 /// File extensions of backups, configuration, databases and keys.
 const RESTRICTED_EXTENSIONS: &[&str] = &[
-    "bak", "backup", "old", "orig", "save", "swp", "swo", "sql", "sqlite", "sqlite3", "db",
-    "mdb", "log", "cfg", "conf", "config", "ini", "env", "pem", "key", "p12", "pfx", "kdbx",
-    "htaccess", "htpasswd", "inc", "dist", "tmp", "asa", "cer", "crt", "jks", "keystore",
+    "bak", "backup", "old", "orig", "save", "swp", "swo", "sql", "sqlite", "sqlite3", "db", "mdb",
+    "log", "cfg", "conf", "config", "ini", "env", "pem", "key", "p12", "pfx", "kdbx", "htaccess",
+    "htpasswd", "inc", "dist", "tmp", "asa", "cer", "crt", "jks", "keystore",
 ];
 
 /// The checks on the request's head.
 pub fn head(req: &Request<'_>, hits: &mut Hits) {
     request_line(req, hits);
     framing(req, hits);
-    let host = req
-        .header("host")
-        .or_else(|| req.header(":authority"));
+    let host = req.header("host").or_else(|| req.header(":authority"));
     match host.as_deref().map(str::trim) {
         None => hits.push(rule::MISSING_HOST),
         Some("") => hits.push(rule::EMPTY_HOST),
         Some(h) => {
             let name = h.rsplit_once(':').map_or(h, |(n, port)| {
-                if port.bytes().all(|b| b.is_ascii_digit()) { n } else { h }
+                if port.bytes().all(|b| b.is_ascii_digit()) {
+                    n
+                } else {
+                    h
+                }
             });
             let ipv4 = name.split('.').count() == 4
-                && name.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+                && name
+                    .split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
             if ipv4 || name.starts_with('[') {
                 hits.push(rule::HOST_IS_IP);
             }
@@ -84,8 +88,7 @@ pub fn head(req: &Request<'_>, hits: &mut Hits) {
 
 fn request_line(req: &Request<'_>, hits: &mut Hits) {
     let method_ok = METHODS.contains(&req.method);
-    let target_ok = req.uri.first() == Some(&b'/')
-        || (req.method == "OPTIONS" && req.uri == b"*");
+    let target_ok = req.uri.first() == Some(&b'/') || (req.method == "OPTIONS" && req.uri == b"*");
     let no_whitespace = !req.uri.iter().any(|&b| b == b' ' || b == b'\t');
     if !(method_ok && target_ok && no_whitespace) {
         hits.push(rule::INVALID_REQUEST_LINE);
@@ -163,13 +166,26 @@ pub fn value(value: &Value<'_>, hits: &mut Hits) {
     if value.location == Location::ArgName && has_newline {
         hits.push(rule::ARGUMENT_NAME_NEWLINE);
     }
-    if has_newline && matches!(value.location, Location::Arg | Location::ArgName | Location::Path | Location::Cookie) {
+    if has_newline
+        && matches!(
+            value.location,
+            Location::Arg | Location::ArgName | Location::Path | Location::Cookie
+        )
+    {
         let lower = decoded.to_lowercase();
         let header_after_newline = lower.split(['\r', '\n']).skip(1).any(|line| {
             let line = line.trim_start();
             [
-                "set-cookie:", "location:", "content-type:", "content-length:", "x-", "host:",
-                "refresh:", "cache-control:", "access-control-", "transfer-encoding:",
+                "set-cookie:",
+                "location:",
+                "content-type:",
+                "content-length:",
+                "x-",
+                "host:",
+                "refresh:",
+                "cache-control:",
+                "access-control-",
+                "transfer-encoding:",
             ]
             .iter()
             .any(|h| line.starts_with(h))
@@ -188,9 +204,10 @@ pub fn value(value: &Value<'_>, hits: &mut Hits) {
         }
     }
     if value.location == Location::Arg
-        && decoded
-            .chars()
-            .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_' | '/' | ',' | '@' | ':')))
+        && decoded.chars().any(|c| {
+            !(c.is_ascii_alphanumeric()
+                || matches!(c, ' ' | '.' | '-' | '_' | '/' | ',' | '@' | ':'))
+        })
     {
         hits.push(rule::STRICT_CHARSET);
     }
@@ -200,10 +217,10 @@ pub fn value(value: &Value<'_>, hits: &mut Hits) {
 pub fn restricted_extension(path_lower: &str, hits: &mut Hits) {
     let last = path_lower.rsplit('/').next().unwrap_or_default();
     let last = last.split(';').next().unwrap_or(last);
-    if let Some((_, ext)) = last.rsplit_once('.') {
-        if RESTRICTED_EXTENSIONS.contains(&ext) || last.ends_with('~') {
-            hits.push(rule::RESTRICTED_EXTENSION);
-        }
+    if let Some((_, ext)) = last.rsplit_once('.')
+        && (RESTRICTED_EXTENSIONS.contains(&ext) || last.ends_with('~'))
+    {
+        hits.push(rule::RESTRICTED_EXTENSION);
     }
 }
 
@@ -221,14 +238,21 @@ mod tests {
             method,
             uri: b"/",
             headers: &headers,
-            body: body.map(|bytes| Body { bytes, truncated: false }),
+            body: body.map(|bytes| Body {
+                bytes,
+                truncated: false,
+            }),
         };
         let mut hits = Hits::new();
         head(&req, &mut hits);
         hits
     }
 
-    const BROWSER: [(&str, &str); 3] = [("host", "app.example.com"), ("user-agent", "Mozilla/5.0"), ("accept", "*/*")];
+    const BROWSER: [(&str, &str); 3] = [
+        ("host", "app.example.com"),
+        ("user-agent", "Mozilla/5.0"),
+        ("accept", "*/*"),
+    ];
 
     #[test]
     fn a_browser_request_is_clean() {
@@ -243,17 +267,31 @@ mod tests {
             h.push(("content-type", "text/plain"));
             head_rules("POST", &h, Some(b"x"))
         };
-        assert!(with(&[("content-length", "5"), ("transfer-encoding", "chunked")]).contains(&rule::CL_AND_TE));
-        assert!(with(&[("content-length", "5"), ("content-length", "6")]).contains(&rule::CONTENT_LENGTH_DUPLICATE));
+        assert!(
+            with(&[("content-length", "5"), ("transfer-encoding", "chunked")])
+                .contains(&rule::CL_AND_TE)
+        );
+        assert!(
+            with(&[("content-length", "5"), ("content-length", "6")])
+                .contains(&rule::CONTENT_LENGTH_DUPLICATE)
+        );
         assert!(with(&[("content-length", "5a")]).contains(&rule::CONTENT_LENGTH_NOT_NUMERIC));
-        assert!(with(&[("transfer-encoding", "chunked, identity")]).contains(&rule::TE_NOT_CHUNKED));
+        assert!(
+            with(&[("transfer-encoding", "chunked, identity")]).contains(&rule::TE_NOT_CHUNKED)
+        );
         assert!(with(&[("transfer-encoding", " chunked")]).contains(&rule::TE_NOT_CHUNKED));
     }
 
     #[test]
     fn missing_headers_and_bodies_on_get_are_found() {
         let hits = head_rules("GET", &[("content-length", "3")], Some(b"abc"));
-        for id in [rule::MISSING_HOST, rule::MISSING_USER_AGENT, rule::MISSING_ACCEPT, rule::BODY_ON_GET_OR_HEAD, rule::BODY_WITHOUT_CONTENT_TYPE] {
+        for id in [
+            rule::MISSING_HOST,
+            rule::MISSING_USER_AGENT,
+            rule::MISSING_ACCEPT,
+            rule::BODY_ON_GET_OR_HEAD,
+            rule::BODY_WITHOUT_CONTENT_TYPE,
+        ] {
             assert!(hits.contains(&id), "{id}");
         }
         assert!(head_rules("TRACE", &BROWSER, None).contains(&rule::INVALID_REQUEST_LINE));
@@ -264,7 +302,10 @@ mod tests {
         let mut hits = Hits::new();
         restricted_extension("/backup/db.sql", &mut hits);
         restricted_extension("/index.php~", &mut hits);
-        assert_eq!(hits, vec![rule::RESTRICTED_EXTENSION, rule::RESTRICTED_EXTENSION]);
+        assert_eq!(
+            hits,
+            vec![rule::RESTRICTED_EXTENSION, rule::RESTRICTED_EXTENSION]
+        );
         let mut hits = Hits::new();
         restricted_extension("/static/app.v2.min.js", &mut hits);
         restricted_extension("/v1.2/docs", &mut hits);

@@ -14,63 +14,279 @@ use crate::rule;
 
 /// Commands whose mere invocation after a separator is an attack.
 const RECON_COMMANDS: &[&str] = &[
-    "whoami", "uname", "ifconfig", "hostname", "netstat", "wget", "curl", "nc", "ncat", "netcat",
-    "telnet", "nslookup", "socat", "nmap", "mkfifo", "busybox", "crontab", "useradd", "tftp",
-    "xterm", "getent", "lsb_release", "passwd",
+    "whoami",
+    "uname",
+    "ifconfig",
+    "hostname",
+    "netstat",
+    "wget",
+    "curl",
+    "nc",
+    "ncat",
+    "netcat",
+    "telnet",
+    "nslookup",
+    "socat",
+    "nmap",
+    "mkfifo",
+    "busybox",
+    "crontab",
+    "useradd",
+    "tftp",
+    "xterm",
+    "getent",
+    "lsb_release",
+    "passwd",
 ];
 /// Shells and interpreters: attacks give them a flag, a path or a redirection.
 const INTERPRETERS: &[&str] = &[
-    "bash", "sh", "zsh", "ksh", "csh", "tcsh", "dash", "python", "python2", "python3", "perl",
-    "ruby", "php", "lua", "node", "powershell", "pwsh", "cmd",
+    "bash",
+    "sh",
+    "zsh",
+    "ksh",
+    "csh",
+    "tcsh",
+    "dash",
+    "python",
+    "python2",
+    "python3",
+    "perl",
+    "ruby",
+    "php",
+    "lua",
+    "node",
+    "powershell",
+    "pwsh",
+    "cmd",
 ];
 /// Everyday commands that need a shell-looking argument.
 const COMMON_COMMANDS: &[&str] = &[
-    "cat", "ls", "echo", "ping", "sleep", "rm", "cp", "mv", "chmod", "chown", "touch", "find",
-    "head", "tail", "more", "less", "grep", "awk", "sed", "sort", "kill", "killall", "ps", "env",
-    "printenv", "export", "xargs", "base64", "xxd", "od", "tar", "dd", "nohup", "timeout", "id",
-    "w", "who", "last", "uptime", "df", "mount", "systemctl", "service", "lsof", "pkill",
-    "reboot", "shutdown", "halt", "su", "sudo", "ssh", "scp", "rsync", "openssl", "gcc", "nl",
-    "tac", "rev", "strings", "stat", "readlink", "which", "whereis", "locate", "history",
-    "dmesg", "ip", "route", "arp", "iptables", "cd", "pwd", "ln", "dig", "host", "file", "diff",
-    "cut", "tr", "uniq", "wc", "date", "set",
+    "cat",
+    "ls",
+    "echo",
+    "ping",
+    "sleep",
+    "rm",
+    "cp",
+    "mv",
+    "chmod",
+    "chown",
+    "touch",
+    "find",
+    "head",
+    "tail",
+    "more",
+    "less",
+    "grep",
+    "awk",
+    "sed",
+    "sort",
+    "kill",
+    "killall",
+    "ps",
+    "env",
+    "printenv",
+    "export",
+    "xargs",
+    "base64",
+    "xxd",
+    "od",
+    "tar",
+    "dd",
+    "nohup",
+    "timeout",
+    "id",
+    "w",
+    "who",
+    "last",
+    "uptime",
+    "df",
+    "mount",
+    "systemctl",
+    "service",
+    "lsof",
+    "pkill",
+    "reboot",
+    "shutdown",
+    "halt",
+    "su",
+    "sudo",
+    "ssh",
+    "scp",
+    "rsync",
+    "openssl",
+    "gcc",
+    "nl",
+    "tac",
+    "rev",
+    "strings",
+    "stat",
+    "readlink",
+    "which",
+    "whereis",
+    "locate",
+    "history",
+    "dmesg",
+    "ip",
+    "route",
+    "arp",
+    "iptables",
+    "cd",
+    "pwd",
+    "ln",
+    "dig",
+    "host",
+    "file",
+    "diff",
+    "cut",
+    "tr",
+    "uniq",
+    "wc",
+    "date",
+    "set",
 ];
 const WINDOWS_COMMANDS: &[&str] = &[
-    "dir", "type", "copy", "del", "net", "ipconfig", "systeminfo", "tasklist", "taskkill",
-    "whoami", "certutil", "bitsadmin", "wmic", "reg", "regsvr32", "mshta", "rundll32",
-    "cscript", "wscript", "ver", "netsh", "schtasks", "sc", "findstr", "icacls", "attrib",
+    "dir",
+    "type",
+    "copy",
+    "del",
+    "net",
+    "ipconfig",
+    "systeminfo",
+    "tasklist",
+    "taskkill",
+    "whoami",
+    "certutil",
+    "bitsadmin",
+    "wmic",
+    "reg",
+    "regsvr32",
+    "mshta",
+    "rundll32",
+    "cscript",
+    "wscript",
+    "ver",
+    "netsh",
+    "schtasks",
+    "sc",
+    "findstr",
+    "icacls",
+    "attrib",
 ];
 const POWERSHELL: &[&str] = &[
-    "powershell -", "powershell.exe", "powershell /", "pwsh -", "invoke-expression", "iex(", "iex (", "invoke-webrequest",
-    "new-object net.webclient", "net.webclient", "downloadstring(", "downloadfile(",
-    "-encodedcommand", "start-process", "invoke-command", "-executionpolicy bypass",
-    "system.diagnostics.process", "frombase64string(",
+    "powershell -",
+    "powershell.exe",
+    "powershell /",
+    "pwsh -",
+    "invoke-expression",
+    "iex(",
+    "iex (",
+    "invoke-webrequest",
+    "new-object net.webclient",
+    "net.webclient",
+    "downloadstring(",
+    "downloadfile(",
+    "-encodedcommand",
+    "start-process",
+    "invoke-command",
+    "-executionpolicy bypass",
+    "system.diagnostics.process",
+    "frombase64string(",
 ];
 const SHELL_CODE: &[&str] = &[
-    "/bin/sh", "/bin/bash", "/bin/zsh", "/bin/dash", "/bin/ksh", "/bin/csh", "/bin/busybox",
-    "/usr/bin/env", "/dev/tcp/", "/dev/udp/", "cmd.exe", "nc -e", "ncat -e", "nc -c", "bash -i",
-    "sh -i", "mkfifo /tmp", "chmod +x", "chmod 777", "/usr/bin/id", "/usr/bin/whoami",
+    "/bin/sh",
+    "/bin/bash",
+    "/bin/zsh",
+    "/bin/dash",
+    "/bin/ksh",
+    "/bin/csh",
+    "/bin/busybox",
+    "/usr/bin/env",
+    "/dev/tcp/",
+    "/dev/udp/",
+    "cmd.exe",
+    "nc -e",
+    "ncat -e",
+    "nc -c",
+    "bash -i",
+    "sh -i",
+    "mkfifo /tmp",
+    "chmod +x",
+    "chmod 777",
+    "/usr/bin/id",
+    "/usr/bin/whoami",
     "0>&1",
 ];
 const PHP_FUNCTIONS: &[&str] = &[
-    "system", "shell_exec", "passthru", "popen", "proc_open", "pcntl_exec", "create_function",
-    "call_user_func", "base64_decode", "str_rot13", "gzinflate", "phpinfo", "file_put_contents",
-    "readfile", "file_get_contents", "fsockopen", "show_source", "highlight_file",
+    "system",
+    "shell_exec",
+    "passthru",
+    "popen",
+    "proc_open",
+    "pcntl_exec",
+    "create_function",
+    "call_user_func",
+    "base64_decode",
+    "str_rot13",
+    "gzinflate",
+    "phpinfo",
+    "file_put_contents",
+    "readfile",
+    "file_get_contents",
+    "fsockopen",
+    "show_source",
+    "highlight_file",
 ];
-const PHP_SUPERGLOBALS: &[&str] = &["$_get[", "$_post[", "$_request[", "$_server[", "$_cookie[", "$_files[", "$globals["];
+const PHP_SUPERGLOBALS: &[&str] = &[
+    "$_get[",
+    "$_post[",
+    "$_request[",
+    "$_server[",
+    "$_cookie[",
+    "$_files[",
+    "$globals[",
+];
 const NODE_INJECTION: &[&str] = &[
-    "child_process", "process.mainmodule", "process.binding(", "global.process",
-    "execsync(", "spawnsync(", "constructor.constructor(",
+    "child_process",
+    "process.mainmodule",
+    "process.binding(",
+    "global.process",
+    "execsync(",
+    "spawnsync(",
+    "constructor.constructor(",
 ];
 const TEMPLATE_INJECTION: &[&str] = &[
-    "__class__", "__mro__", "__subclasses__", "__globals__", "__builtins__", "__import__",
-    "config.items()", "request.application", "lipsum.__", "cycler.__", "joiner.__",
-    "freemarker.template.utility.execute", "getclass().forname", ".getclass()",
-    "t(java.lang.runtime)", "#set($", "${class.", "new java.",
+    "__class__",
+    "__mro__",
+    "__subclasses__",
+    "__globals__",
+    "__builtins__",
+    "__import__",
+    "config.items()",
+    "request.application",
+    "lipsum.__",
+    "cycler.__",
+    "joiner.__",
+    "freemarker.template.utility.execute",
+    "getclass().forname",
+    ".getclass()",
+    "t(java.lang.runtime)",
+    "#set($",
+    "${class.",
+    "new java.",
 ];
 const JAVA_INJECTION: &[&str] = &[
-    "java.lang.runtime", "getruntime().exec", "getruntime()", "java.lang.processbuilder",
-    "processbuilder(", "javax.script.scriptenginemanager", "class.forname(",
-    "java.lang.reflect", "ognl.", "#_memberaccess", "@java.lang.",
+    "java.lang.runtime",
+    "getruntime().exec",
+    "getruntime()",
+    "java.lang.processbuilder",
+    "processbuilder(",
+    "javax.script.scriptenginemanager",
+    "class.forname(",
+    "java.lang.reflect",
+    "ognl.",
+    "#_memberaccess",
+    "@java.lang.",
 ];
 
 /// Runs the code injection rules on one value.
@@ -108,7 +324,10 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     if direct_command(shell.trim_start()) {
         hits.push(rule::DIRECT_UNIX_COMMAND);
     }
-    if SHELL_CODE.iter().any(|code| contains_at_word_start(&shell, code)) {
+    if SHELL_CODE
+        .iter()
+        .any(|code| contains_at_word_start(&shell, code))
+    {
         hits.push(rule::UNIX_SHELL_CODE);
     }
     if shell_evasion(lower) {
@@ -118,13 +337,19 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     if contains_any(lower, NODE_INJECTION) {
         hits.push(rule::NODE_INJECTION);
     }
-    if lower.contains("__proto__") || lower.contains("constructor.prototype") || lower.contains("constructor[prototype]") {
+    if lower.contains("__proto__")
+        || lower.contains("constructor.prototype")
+        || lower.contains("constructor[prototype]")
+    {
         hits.push(rule::PROTOTYPE_POLLUTION);
     }
     if template_injection(lower) {
         hits.push(rule::TEMPLATE_INJECTION);
     }
-    if contains_any(lower, JAVA_INJECTION) || value.norm.raw.contains("rO0AB") || lower.contains("aced0005") {
+    if contains_any(lower, JAVA_INJECTION)
+        || value.norm.raw.contains("rO0AB")
+        || lower.contains("aced0005")
+    {
         hits.push(rule::JAVA_INJECTION);
     }
 }
@@ -140,9 +365,14 @@ fn deobfuscate_shell(lower: &str) -> String {
     let bytes = spaced.as_bytes();
     let mut out = String::with_capacity(spaced.len());
     for (i, c) in spaced.char_indices() {
-        let inside_word = |b: Option<&u8>| b.is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'/');
+        let inside_word =
+            |b: Option<&u8>| b.is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'/');
         let quote_or_escape = matches!(c, '\'' | '"' | '\\');
-        if quote_or_escape && i > 0 && inside_word(bytes.get(i - 1)) && inside_word(bytes.get(i + 1)) {
+        if quote_or_escape
+            && i > 0
+            && inside_word(bytes.get(i - 1))
+            && inside_word(bytes.get(i + 1))
+        {
             continue;
         }
         if c == '\\' && bytes.get(i + 1).is_some_and(u8::is_ascii_alphabetic) {
@@ -158,7 +388,14 @@ fn deobfuscate_shell(lower: &str) -> String {
 fn command_at(text: &str, at: usize) -> Option<(&str, usize)> {
     let rest = &text[at..];
     let mut start = at;
-    for prefix in ["/usr/local/bin/", "/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/", "./"] {
+    for prefix in [
+        "/usr/local/bin/",
+        "/usr/bin/",
+        "/usr/sbin/",
+        "/bin/",
+        "/sbin/",
+        "./",
+    ] {
         if rest.starts_with(prefix) {
             start += prefix.len();
             break;
@@ -176,13 +413,18 @@ fn command_at(text: &str, at: usize) -> Option<(&str, usize)> {
 fn invoked(text: &str, command: &str, end: usize) -> bool {
     let after = &text[end..];
     let first = after.as_bytes().first().copied();
-    let directly_separated = matches!(first, None | Some(b';' | b'|' | b'&' | b'`' | b')' | b'#' | b'\n' | b'<' | b'>'));
+    let directly_separated = matches!(
+        first,
+        None | Some(b';' | b'|' | b'&' | b'`' | b')' | b'#' | b'\n' | b'<' | b'>')
+    );
     let arg = after.trim_start();
     let has_space = after.len() != arg.len();
     let arg_first = arg.as_bytes().first().copied();
     // A separator after a space is not an argument: `| id | name |` is a Markdown table.
-    let shell_arg = matches!(arg_first, None | Some(b'-' | b'/' | b'~' | b'.' | b'$' | b'*' | b'>' | b'<' | b'\'' | b'"'))
-        || arg_first.is_some_and(|b| b.is_ascii_digit());
+    let shell_arg = matches!(
+        arg_first,
+        None | Some(b'-' | b'/' | b'~' | b'.' | b'$' | b'*' | b'>' | b'<' | b'\'' | b'"')
+    ) || arg_first.is_some_and(|b| b.is_ascii_digit());
     if RECON_COMMANDS.contains(&command) {
         return directly_separated || has_space;
     }
@@ -214,7 +456,10 @@ fn separated_command(shell: &str) -> bool {
             }
         }
         let mut j = i + 1;
-        while bytes.get(j).is_some_and(|&c| matches!(c, b'|' | b'&' | b' ' | b'\t' | b'\n' | b'\r' | b'{' | b'(')) {
+        while bytes
+            .get(j)
+            .is_some_and(|&c| matches!(c, b'|' | b'&' | b' ' | b'\t' | b'\n' | b'\r' | b'{' | b'('))
+        {
             j += 1;
         }
         command_at(shell, j).is_some_and(|(cmd, end)| invoked(shell, cmd, end))
@@ -242,7 +487,11 @@ fn substitution(shell: &str, strong: bool) -> bool {
             if strong {
                 RECON_COMMANDS.contains(&cmd)
                     || ((cmd == "sh" || cmd == "bash") && invoked(shell, cmd, end))
-                    || (matches!(cmd, "sleep" | "cat" | "id") && invoked(shell, cmd, end) && shell[end..].trim_start().starts_with(|c: char| c.is_ascii_digit() || c == '/' || c == '`'))
+                    || (matches!(cmd, "sleep" | "cat" | "id")
+                        && invoked(shell, cmd, end)
+                        && shell[end..]
+                            .trim_start()
+                            .starts_with(|c: char| c.is_ascii_digit() || c == '/' || c == '`'))
             } else {
                 invoked(shell, cmd, end)
             }
@@ -258,7 +507,10 @@ fn direct_command(shell: &str) -> bool {
         return false;
     };
     let arg = shell[end..].trim_start();
-    let strong_arg = matches!(arg.as_bytes().first(), Some(b'-' | b'/' | b'~' | b'$' | b'>' | b'<' | b'|'));
+    let strong_arg = matches!(
+        arg.as_bytes().first(),
+        Some(b'-' | b'/' | b'~' | b'$' | b'>' | b'<' | b'|')
+    );
     let has_space = end < shell.len() && shell.as_bytes()[end] == b' ';
     if RECON_COMMANDS.contains(&cmd) {
         return has_space && (strong_arg || arg.starts_with("http"));
@@ -299,21 +551,32 @@ fn windows_command(lower: &str) -> bool {
 
 /// 932200: `$IFS`, brace expansion of a command, globbed binary paths, `$'\x..'` strings.
 fn shell_evasion(lower: &str) -> bool {
-    if lower.contains("${ifs") || lower.contains("$ifs") || lower.contains("$'\\x") || lower.contains("${path:") || lower.contains("${home:") {
+    if lower.contains("${ifs")
+        || lower.contains("$ifs")
+        || lower.contains("$'\\x")
+        || lower.contains("${path:")
+        || lower.contains("${home:")
+    {
         return true;
     }
     let brace = lower.match_indices('{').any(|(at, _)| {
         let rest = &lower[at + 1..];
-        let word_end = rest.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(rest.len());
+        let word_end = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
         let word = &rest[..word_end];
         rest[word_end..].starts_with(',')
-            && (COMMON_COMMANDS.contains(&word) || RECON_COMMANDS.contains(&word) || INTERPRETERS.contains(&word))
+            && (COMMON_COMMANDS.contains(&word)
+                || RECON_COMMANDS.contains(&word)
+                || INTERPRETERS.contains(&word))
     });
     let glob = lower.split([' ', ';', '|', '&', '=']).any(|token| {
         token.starts_with('/')
             && token.matches('/').count() >= 2
             && token.matches(['?', '*']).count() >= 2
-            && token.bytes().all(|b| b.is_ascii_lowercase() || matches!(b, b'/' | b'?' | b'*' | b'.'))
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || matches!(b, b'/' | b'?' | b'*' | b'.'))
     });
     brace || glob
 }
@@ -353,9 +616,17 @@ fn php(lower: &str, hits: &mut Hits) {
     if PHP_FUNCTIONS.iter().any(|f| called(f)) || contains_any(lower, PHP_SUPERGLOBALS) {
         hits.push(rule::PHP_FUNCTION);
     }
-    if ["eval", "exec", "execfile", "compile", "include", "require_once", "include_once"]
-        .iter()
-        .any(|f| called(f))
+    if [
+        "eval",
+        "exec",
+        "execfile",
+        "compile",
+        "include",
+        "require_once",
+        "include_once",
+    ]
+    .iter()
+    .any(|f| called(f))
     {
         hits.push(rule::CODE_EVAL);
     }
@@ -372,10 +643,17 @@ fn template_injection(lower: &str) -> bool {
             let inner = inner.split(close).next().unwrap_or(inner);
             let compact: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
             let parts: Vec<&str> = compact.split('*').collect();
-            parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            parts.len() == 2
+                && parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         })
     };
-    arithmetic("{{", "}}") || arithmetic("${", "}") || arithmetic("#{", "}") || arithmetic("<%=", "%>") || arithmetic("*{", "}")
+    arithmetic("{{", "}}")
+        || arithmetic("${", "}")
+        || arithmetic("#{", "}")
+        || arithmetic("<%=", "%>")
+        || arithmetic("*{", "}")
 }
 
 #[cfg(test)]
@@ -386,12 +664,21 @@ mod tests {
     fn rules(input: &str) -> Hits {
         let norm = Normalized::new(input.as_bytes(), Encoding::Form);
         let mut hits = Hits::new();
-        detect(&Value { location: Location::Arg, name: "q", norm: &norm }, &mut hits);
+        detect(
+            &Value {
+                location: Location::Arg,
+                name: "q",
+                norm: &norm,
+            },
+            &mut hits,
+        );
         hits
     }
 
     fn flagged(input: &str) -> bool {
-        rules(input).iter().any(|id| crate::rule::rule(*id).is_some_and(|r| r.paranoia == 1))
+        rules(input)
+            .iter()
+            .any(|id| crate::rule::rule(*id).is_some_and(|r| r.paranoia == 1))
     }
 
     #[test]

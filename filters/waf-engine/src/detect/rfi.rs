@@ -6,17 +6,63 @@ use crate::rule;
 
 /// Parameter names that file-inclusion bugs typically read.
 const INCLUSION_PARAMETERS: &[&str] = &[
-    "file", "filename", "page", "include", "inc", "template", "tpl", "path", "dir", "document",
-    "doc", "folder", "root", "load", "require", "module", "conf", "config", "lang", "language",
-    "style", "layout", "view", "show", "content", "site", "pg", "mod", "skin", "theme",
-    "mosconfig_absolute_path", "base_dir", "basedir",
+    "file",
+    "filename",
+    "page",
+    "include",
+    "inc",
+    "template",
+    "tpl",
+    "path",
+    "dir",
+    "document",
+    "doc",
+    "folder",
+    "root",
+    "load",
+    "require",
+    "module",
+    "conf",
+    "config",
+    "lang",
+    "language",
+    "style",
+    "layout",
+    "view",
+    "show",
+    "content",
+    "site",
+    "pg",
+    "mod",
+    "skin",
+    "theme",
+    "mosconfig_absolute_path",
+    "base_dir",
+    "basedir",
 ];
 
 /// Schemes of PHP stream wrappers and of protocols SSRF uses to reach non-HTTP services.
 const WRAPPERS: &[&str] = &[
-    "php://", "phar://", "zip://", "data://", "expect://", "glob://", "file://", "gopher://",
-    "dict://", "ldap://", "ldaps://", "jar:", "netdoc:", "ssh2.", "ogg://", "rar://", "tftp://",
-    "zlib:", "compress.zlib://", "compress.bzip2://",
+    "php://",
+    "phar://",
+    "zip://",
+    "data://",
+    "expect://",
+    "glob://",
+    "file://",
+    "gopher://",
+    "dict://",
+    "ldap://",
+    "ldaps://",
+    "jar:",
+    "netdoc:",
+    "ssh2.",
+    "ogg://",
+    "rar://",
+    "tftp://",
+    "zlib:",
+    "compress.zlib://",
+    "compress.bzip2://",
 ];
 
 /// Cloud metadata services: the usual target of SSRF.
@@ -31,7 +77,10 @@ const METADATA_HOSTS: &[&str] = &[
 
 /// Runs the RFI rules on one value.
 pub fn detect(value: &Value<'_>, hits: &mut Hits) {
-    if !matches!(value.location, Location::Arg | Location::Cookie | Location::Body) {
+    if !matches!(
+        value.location,
+        Location::Arg | Location::Cookie | Location::Body
+    ) {
         return;
     }
     let lower = value.norm.lower.trim();
@@ -51,7 +100,9 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
         if is_ip_literal(host) {
             hits.push(rule::RFI_IP_URL);
         }
-        if METADATA_HOSTS.iter().any(|m| host.trim_matches(|c| c == '[' || c == ']') == *m)
+        if METADATA_HOSTS
+            .iter()
+            .any(|m| host.trim_matches(|c| c == '[' || c == ']') == *m)
             || is_obfuscated_ip(host)
         {
             hits.push(rule::RFI_METADATA);
@@ -90,14 +141,19 @@ fn host_of(url: &str) -> &str {
     let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or(rest);
     let host = authority.rsplit('@').next().unwrap_or(authority);
     if host.starts_with('[') {
-        return host.split(']').next().map_or(host, |h| &host[..h.len() + 1]);
+        return host
+            .split(']')
+            .next()
+            .map_or(host, |h| &host[..h.len() + 1]);
     }
     host.split(':').next().unwrap_or(host)
 }
 
 fn is_ip_literal(host: &str) -> bool {
     let dotted = host.split('.').count() == 4
-        && host.split('.').all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
+        && host
+            .split('.')
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
     dotted || (host.starts_with('[') && host.contains(':'))
 }
 
@@ -110,7 +166,9 @@ fn is_obfuscated_ip(host: &str) -> bool {
         .is_some_and(|h| h.len() >= 6 && h.bytes().all(|b| b.is_ascii_hexdigit()));
     let octal_dotted = host.split('.').count() == 4
         && host.split('.').any(|p| p.len() > 1 && p.starts_with('0'))
-        && host.split('.').all(|p| p.bytes().all(|b| b.is_ascii_hexdigit() || b == b'x'));
+        && host
+            .split('.')
+            .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit() || b == b'x'));
     decimal || hex || octal_dotted
 }
 
@@ -122,23 +180,41 @@ mod tests {
     fn rules(name: &str, input: &str) -> Hits {
         let norm = Normalized::new(input.as_bytes(), Encoding::Form);
         let mut hits = Hits::new();
-        detect(&Value { location: Location::Arg, name, norm: &norm }, &mut hits);
+        detect(
+            &Value {
+                location: Location::Arg,
+                name,
+                norm: &norm,
+            },
+            &mut hits,
+        );
         hits
     }
 
     #[test]
     fn inclusion_urls_are_found() {
-        assert!(rules("page", "http://evil.example/shell.txt?").contains(&rule::RFI_TRAILING_QUESTION_MARK));
+        assert!(
+            rules("page", "http://evil.example/shell.txt?")
+                .contains(&rule::RFI_TRAILING_QUESTION_MARK)
+        );
         assert!(rules("page", "http://evil.example/shell.txt").contains(&rule::RFI_PARAMETER));
         assert!(rules("u", "http://10.0.0.1/x").contains(&rule::RFI_IP_URL));
-        assert!(rules("u", "http://169.254.169.254/latest/meta-data/").contains(&rule::RFI_METADATA));
+        assert!(
+            rules("u", "http://169.254.169.254/latest/meta-data/").contains(&rule::RFI_METADATA)
+        );
         assert!(rules("u", "http://2130706433/").contains(&rule::RFI_METADATA));
-        assert!(rules("f", "php://filter/convert.base64-encode/resource=index.php").contains(&rule::RFI_STREAM_WRAPPER));
+        assert!(
+            rules("f", "php://filter/convert.base64-encode/resource=index.php")
+                .contains(&rule::RFI_STREAM_WRAPPER)
+        );
     }
 
     #[test]
     fn ordinary_urls_are_only_noted_at_higher_paranoia() {
-        assert_eq!(rules("redirect_uri", "https://app.example.com/callback?x=1"), vec![rule::RFI_OFF_DOMAIN]);
+        assert_eq!(
+            rules("redirect_uri", "https://app.example.com/callback?x=1"),
+            vec![rule::RFI_OFF_DOMAIN]
+        );
         assert_eq!(host_of("https://user@host.example:8443/a"), "host.example");
     }
 }

@@ -40,11 +40,9 @@ pub fn without_spaces(haystack: &str) -> String {
 
 /// Whether `name(` occurs as a call: the word, optional spaces, then `(`.
 pub fn calls(haystack: &str, name: &str) -> bool {
-    word_positions(haystack, name).into_iter().any(|at| {
-        haystack[at + name.len()..]
-            .trim_start()
-            .starts_with('(')
-    })
+    word_positions(haystack, name)
+        .into_iter()
+        .any(|at| haystack[at + name.len()..].trim_start().starts_with('('))
 }
 
 #[cfg(test)]

@@ -8,52 +8,231 @@
 //! script URIs, DOM sinks, CSS expressions, UTF-7 and template injection.
 
 use super::text::{contains_any, is_word_byte, without_spaces};
-use crate::normalize::html_entity_decode;
 use super::{Hits, Value};
+use crate::normalize::html_entity_decode;
 use crate::rule;
 
 /// Elements that run or load code, or change how the page resolves URLs.
 const DANGEROUS_TAGS: &[&str] = &[
-    "iframe", "frame", "frameset", "object", "embed", "applet", "base", "meta", "link", "svg",
-    "math", "form", "isindex", "xml", "xss", "style", "portal", "image", "bgsound", "layer",
-    "ilayer", "import", "template", "noscript", "textarea", "xmp", "plaintext", "listing",
-    "animate", "set", "handler", "vmlframe",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "base",
+    "meta",
+    "link",
+    "svg",
+    "math",
+    "form",
+    "isindex",
+    "xml",
+    "xss",
+    "style",
+    "portal",
+    "image",
+    "bgsound",
+    "layer",
+    "ilayer",
+    "import",
+    "template",
+    "noscript",
+    "textarea",
+    "xmp",
+    "plaintext",
+    "listing",
+    "animate",
+    "set",
+    "handler",
+    "vmlframe",
 ];
 
 /// Formatting elements that rich text legitimately contains.
 const FORMATTING_TAGS: &[&str] = &[
-    "a", "abbr", "b", "blockquote", "br", "caption", "center", "cite", "code", "col",
-    "colgroup", "dd", "del", "details", "dfn", "div", "dl", "dt", "em", "figcaption", "figure",
-    "font", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark",
-    "ol", "p", "pre", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "summary",
-    "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "tt", "u", "ul", "var",
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "caption",
+    "center",
+    "cite",
+    "code",
+    "col",
+    "colgroup",
+    "dd",
+    "del",
+    "details",
+    "dfn",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "figcaption",
+    "figure",
+    "font",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "ins",
+    "kbd",
+    "li",
+    "mark",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "s",
+    "samp",
+    "small",
+    "span",
+    "strike",
+    "strong",
+    "sub",
+    "summary",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "time",
+    "tr",
+    "tt",
+    "u",
+    "ul",
+    "var",
     "wbr",
 ];
 
 /// Attributes whose value is a URL the browser loads or navigates to.
 const URL_ATTRIBUTES: &[&str] = &[
-    "href", "src", "action", "formaction", "data", "xlink:href", "background", "dynsrc",
-    "lowsrc", "poster", "code", "codebase", "content", "to", "from", "values", "by", "ping",
-    "cite", "longdesc", "usemap", "manifest", "srcset", "icon",
+    "href",
+    "src",
+    "action",
+    "formaction",
+    "data",
+    "xlink:href",
+    "background",
+    "dynsrc",
+    "lowsrc",
+    "poster",
+    "code",
+    "codebase",
+    "content",
+    "to",
+    "from",
+    "values",
+    "by",
+    "ping",
+    "cite",
+    "longdesc",
+    "usemap",
+    "manifest",
+    "srcset",
+    "icon",
 ];
 
 /// Event handler attribute names, for injections into an existing tag (no `<` needed).
 const EVENT_HANDLERS: &[&str] = &[
-    "onload", "onerror", "onclick", "ondblclick", "onmouseover", "onmouseout", "onmouseenter",
-    "onmouseleave", "onmousemove", "onmousedown", "onmouseup", "onfocus", "onfocusin",
-    "onfocusout", "onblur", "onchange", "oninput", "onsubmit", "onreset", "onselect",
-    "onkeydown", "onkeyup", "onkeypress", "onabort", "onanimationstart", "onanimationend",
-    "onanimationiteration", "ontransitionend", "ontransitionstart", "onbeforeunload",
-    "onunload", "onresize", "onscroll", "ondrag", "ondragstart", "ondragend", "ondragover",
-    "ondragenter", "ondragleave", "ondrop", "onpaste", "oncopy", "oncut", "onwheel",
-    "onpointerover", "onpointerdown", "onpointerup", "onpointermove", "onpointerenter",
-    "ontoggle", "onstart", "onfinish", "onbegin", "onend", "onrepeat", "onhashchange",
-    "onmessage", "onpageshow", "onpagehide", "onpopstate", "onsearch", "oncontextmenu",
-    "onauxclick", "oninvalid", "onshow", "onloadstart", "onloadend", "onprogress",
-    "oncanplay", "onplay", "onplaying", "onpause", "ontimeupdate", "onvolumechange",
-    "onwaiting", "onended", "onafterprint", "onbeforeprint", "onstorage", "ononline",
-    "onoffline", "onreadystatechange", "onbounce", "onactivate", "onbeforeactivate",
-    "onfocusin", "onselectstart", "onselectionchange", "onbeforeinput", "onformdata",
+    "onload",
+    "onerror",
+    "onclick",
+    "ondblclick",
+    "onmouseover",
+    "onmouseout",
+    "onmouseenter",
+    "onmouseleave",
+    "onmousemove",
+    "onmousedown",
+    "onmouseup",
+    "onfocus",
+    "onfocusin",
+    "onfocusout",
+    "onblur",
+    "onchange",
+    "oninput",
+    "onsubmit",
+    "onreset",
+    "onselect",
+    "onkeydown",
+    "onkeyup",
+    "onkeypress",
+    "onabort",
+    "onanimationstart",
+    "onanimationend",
+    "onanimationiteration",
+    "ontransitionend",
+    "ontransitionstart",
+    "onbeforeunload",
+    "onunload",
+    "onresize",
+    "onscroll",
+    "ondrag",
+    "ondragstart",
+    "ondragend",
+    "ondragover",
+    "ondragenter",
+    "ondragleave",
+    "ondrop",
+    "onpaste",
+    "oncopy",
+    "oncut",
+    "onwheel",
+    "onpointerover",
+    "onpointerdown",
+    "onpointerup",
+    "onpointermove",
+    "onpointerenter",
+    "ontoggle",
+    "onstart",
+    "onfinish",
+    "onbegin",
+    "onend",
+    "onrepeat",
+    "onhashchange",
+    "onmessage",
+    "onpageshow",
+    "onpagehide",
+    "onpopstate",
+    "onsearch",
+    "oncontextmenu",
+    "onauxclick",
+    "oninvalid",
+    "onshow",
+    "onloadstart",
+    "onloadend",
+    "onprogress",
+    "oncanplay",
+    "onplay",
+    "onplaying",
+    "onpause",
+    "ontimeupdate",
+    "onvolumechange",
+    "onwaiting",
+    "onended",
+    "onafterprint",
+    "onbeforeprint",
+    "onstorage",
+    "ononline",
+    "onoffline",
+    "onreadystatechange",
+    "onbounce",
+    "onactivate",
+    "onbeforeactivate",
+    "onfocusin",
+    "onselectstart",
+    "onselectionchange",
+    "onbeforeinput",
+    "onformdata",
 ];
 
 const SCRIPT_SCHEMES: &[&str] = &["javascript:", "vbscript:", "livescript:", "mocha:"];
@@ -111,15 +290,19 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     if css {
         hits.push(rule::XSS_CSS);
     }
-    if DOM_SINKS.iter().any(|sink| sink_in_code(&compact, lower, sink)) {
+    if DOM_SINKS
+        .iter()
+        .any(|sink| sink_in_code(&compact, lower, sink))
+    {
         hits.push(rule::XSS_DOM_SINK);
     }
     if js_context_breakout(&compact) {
         hits.push(rule::XSS_TOKENIZER);
     }
-    if DIALOG_CALLS.iter().any(|f| {
-        compact.contains(&format!("{f}(")) || compact.contains(&format!("{f}`"))
-    }) {
+    if DIALOG_CALLS
+        .iter()
+        .any(|f| compact.contains(&format!("{f}(")) || compact.contains(&format!("{f}`")))
+    {
         hits.push(rule::XSS_JS_CALL);
     }
     let raw = value.norm.raw.to_lowercase();
@@ -127,7 +310,12 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     if utf7(&raw) || utf7(lower) {
         hits.push(rule::XSS_UTF7);
     }
-    if compact.contains("{{") && contains_any(&compact, &["constructor", "$eval", "$on.", "tostring", "alert("]) {
+    if compact.contains("{{")
+        && contains_any(
+            &compact,
+            &["constructor", "$eval", "$on.", "tostring", "alert("],
+        )
+    {
         hits.push(rule::XSS_ANGULAR);
     }
 }
@@ -155,7 +343,8 @@ fn tags(lower: &str, hits: &mut Hits) {
             is_event_attribute(name)
                 || name == "srcdoc"
                 || (URL_ATTRIBUTES.contains(&name.as_str()) && script_uri(&without_spaces(value)))
-                || (name == "style" && (value.contains("expression(") || value.contains("javascript:")))
+                || (name == "style"
+                    && (value.contains("expression(") || value.contains("javascript:")))
         });
         if dangerous_attribute || DANGEROUS_TAGS.contains(&tag.name.as_str()) {
             hits.push(rule::XSS_TOKENIZER);
@@ -177,7 +366,10 @@ fn parse_tags(text: &str) -> Vec<Tag> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
-    while let Some(offset) = bytes.get(i..).and_then(|b| b.iter().position(|&c| c == b'<')) {
+    while let Some(offset) = bytes
+        .get(i..)
+        .and_then(|b| b.iter().position(|&c| c == b'<'))
+    {
         i += offset + 1;
         let mut j = i;
         if bytes.get(j) == Some(&b'/') {
@@ -186,7 +378,9 @@ fn parse_tags(text: &str) -> Vec<Tag> {
         if !bytes.get(j).is_some_and(u8::is_ascii_alphabetic) {
             continue;
         }
-        let name_end = scan(bytes, j, |b| b.is_ascii_alphanumeric() || b == b':' || b == b'-');
+        let name_end = scan(bytes, j, |b| {
+            b.is_ascii_alphanumeric() || b == b':' || b == b'-'
+        });
         let mut tag = Tag {
             name: text[j..name_end].to_string(),
             attributes: Vec::new(),
@@ -209,7 +403,9 @@ fn read_attributes(text: &str, mut i: usize, out: &mut Vec<(String, String)>) ->
     let bytes = text.as_bytes();
     loop {
         // Browsers treat `/` between attributes as whitespace: `<svg/onload=...>`.
-        i = scan(bytes, i, |b| b.is_ascii_whitespace() || b == b'/' || b == b'"' || b == b'\'');
+        i = scan(bytes, i, |b| {
+            b.is_ascii_whitespace() || b == b'/' || b == b'"' || b == b'\''
+        });
         match bytes.get(i) {
             None => return i,
             Some(b'>') => return i + 1,
@@ -259,7 +455,9 @@ fn event_handler_assignment(lower: &str) -> bool {
             .position(|b| !b.is_ascii_lowercase())
             .map_or(bytes.len(), |p| at + p);
         let rest = lower[end..].trim_start();
-        EVENT_HANDLERS.contains(&&lower[at..end]) && rest.starts_with('=') && !rest.starts_with("==")
+        EVENT_HANDLERS.contains(&&lower[at..end])
+            && rest.starts_with('=')
+            && !rest.starts_with("==")
     })
 }
 
@@ -269,7 +467,24 @@ fn sink_in_code(compact: &str, lower: &str, sink: &str) -> bool {
     if sink.ends_with('(') {
         return compact.contains(sink);
     }
-    let code = |b: u8| matches!(b, b'(' | b')' | b'=' | b'+' | b',' | b';' | b'\'' | b'"' | b'`' | b'[' | b']' | b'{' | b'}' | b'.');
+    let code = |b: u8| {
+        matches!(
+            b,
+            b'(' | b')'
+                | b'='
+                | b'+'
+                | b','
+                | b';'
+                | b'\''
+                | b'"'
+                | b'`'
+                | b'['
+                | b']'
+                | b'{'
+                | b'}'
+                | b'.'
+        )
+    };
     lower.match_indices(sink).any(|(at, _)| {
         let bytes = lower.as_bytes();
         let before = at.checked_sub(1).and_then(|i| bytes.get(i)).copied();
@@ -283,9 +498,12 @@ fn sink_in_code(compact: &str, lower: &str, sink: &str) -> bool {
 fn script_uri(compact: &str) -> bool {
     let scheme = SCRIPT_SCHEMES.iter().any(|scheme| {
         compact.match_indices(scheme).any(|(at, _)| {
-            compact[at + scheme.len()..]
-                .chars()
-                .any(|c| matches!(c, '(' | '=' | '.' | '[' | '\\' | '`' | '/' | '\'' | '"' | ';' | '%' | '{'))
+            compact[at + scheme.len()..].chars().any(|c| {
+                matches!(
+                    c,
+                    '(' | '=' | '.' | '[' | '\\' | '`' | '/' | '\'' | '"' | ';' | '%' | '{'
+                )
+            })
         })
     });
     scheme || contains_any(compact, DATA_SCRIPT_TYPES)
@@ -298,7 +516,12 @@ fn js_context_breakout(compact: &str) -> bool {
         compact.match_indices(f).any(|(at, _)| {
             let called = matches!(bytes.get(at + f.len()), Some(b'(' | b'`'));
             let before = &bytes[..at];
-            let glue = before.last().is_some_and(|b| matches!(b, b';' | b'+' | b'-' | b'*' | b'/' | b',' | b'|' | b'&' | b'('));
+            let glue = before.last().is_some_and(|b| {
+                matches!(
+                    b,
+                    b';' | b'+' | b'-' | b'*' | b'/' | b',' | b'|' | b'&' | b'('
+                )
+            });
             let quote_before = before
                 .iter()
                 .rev()
@@ -367,7 +590,11 @@ mod tests {
             "turn the lights on = save power? no",
             "I <3 this",
         ] {
-            assert!(!flagged_at_paranoia_one(benign), "{benign}: {:?}", rules(benign));
+            assert!(
+                !flagged_at_paranoia_one(benign),
+                "{benign}: {:?}",
+                rules(benign)
+            );
         }
     }
 

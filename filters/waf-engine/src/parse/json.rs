@@ -143,7 +143,10 @@ fn read_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> String {
                 Some('u') => {
                     let hex: String = (0..4).filter_map(|_| chars.next()).collect();
                     let unit = u32::from_str_radix(&hex, 16).ok();
-                    s.push(unit.and_then(char::from_u32).unwrap_or(char::REPLACEMENT_CHARACTER));
+                    s.push(
+                        unit.and_then(char::from_u32)
+                            .unwrap_or(char::REPLACEMENT_CHARACTER),
+                    );
                 }
                 Some(other) => s.push(other),
                 None => break,
@@ -192,7 +195,10 @@ mod tests {
     #[test]
     fn truncated_and_invalid_documents_still_yield_their_text() {
         let got = texts(r#"{"id": 1 or 1=1, "q": "unterminated"#);
-        assert!(got.iter().any(|(p, t, _)| p == "id" && t == "or"), "{got:?}");
+        assert!(
+            got.iter().any(|(p, t, _)| p == "id" && t == "or"),
+            "{got:?}"
+        );
         assert!(got.iter().any(|(_, t, _)| t == "unterminated"), "{got:?}");
     }
 

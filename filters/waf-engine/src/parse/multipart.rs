@@ -105,7 +105,10 @@ mod tests {
             boundary("multipart/form-data; boundary=\"abc\"").as_deref(),
             Some("abc")
         );
-        assert_eq!(boundary("multipart/form-data;boundary=x1").as_deref(), Some("x1"));
+        assert_eq!(
+            boundary("multipart/form-data;boundary=x1").as_deref(),
+            Some("x1")
+        );
         assert_eq!(boundary("multipart/form-data"), None);
     }
 
@@ -114,7 +117,10 @@ mod tests {
         let body = b"--b\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nHello\r\n--b\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"a.php\"\r\nContent-Type: text/plain\r\n\r\n<?php ?>\r\n--b--\r\n";
         let got = parts(body, "b", 10);
         assert_eq!(got.len(), 2);
-        assert_eq!((got[0].name.as_str(), got[0].content), ("title", &b"Hello"[..]));
+        assert_eq!(
+            (got[0].name.as_str(), got[0].content),
+            ("title", &b"Hello"[..])
+        );
         assert_eq!(got[1].filename.as_deref(), Some("a.php"));
     }
 

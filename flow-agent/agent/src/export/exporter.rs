@@ -96,7 +96,11 @@ impl Exporter {
 
     /// Runs until the pipeline closes the channel, then tries to deliver the backlog
     /// for at most `drain_on_shutdown`.
-    pub(crate) async fn run(mut self, mut batches: mpsc::Receiver<FlowBatch>, drain_on_shutdown: Duration) {
+    pub(crate) async fn run(
+        mut self,
+        mut batches: mpsc::Receiver<FlowBatch>,
+        drain_on_shutdown: Duration,
+    ) {
         loop {
             let retry_at = self.next_attempt.filter(|_| !self.backlog.is_empty());
             tokio::select! {
@@ -113,9 +117,15 @@ impl Exporter {
         let left = self.backlog.len();
         if left > 0 {
             if self.backlog.is_durable() {
-                tracing::info!(batches = left, "undelivered flow batches stay in the spool for the next start");
+                tracing::info!(
+                    batches = left,
+                    "undelivered flow batches stay in the spool for the next start"
+                );
             } else {
-                tracing::warn!(batches = left, "undelivered flow batches are lost at shutdown (no spool directory)");
+                tracing::warn!(
+                    batches = left,
+                    "undelivered flow batches are lost at shutdown (no spool directory)"
+                );
                 self.metrics.lost(left as u64);
             }
         }
@@ -136,7 +146,10 @@ impl Exporter {
         match self.backlog.push(batch) {
             Ok(dropped) => {
                 if dropped > 0 {
-                    tracing::warn!(dropped, "flow batch backlog full: dropped the oldest batches");
+                    tracing::warn!(
+                        dropped,
+                        "flow batch backlog full: dropped the oldest batches"
+                    );
                     self.metrics.buffer_dropped(dropped);
                 }
             }
@@ -187,7 +200,11 @@ impl Exporter {
         match self.sink.send(batch).await {
             Ok(()) => {
                 if self.sink_down {
-                    tracing::info!(sink = self.sink.name(), backlog = self.backlog.len(), "flow sink is back");
+                    tracing::info!(
+                        sink = self.sink.name(),
+                        backlog = self.backlog.len(),
+                        "flow sink is back"
+                    );
                     self.sink_down = false;
                 }
                 let latency = unix_ms_now().saturating_sub(batch.interval_end_ms);

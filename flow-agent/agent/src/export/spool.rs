@@ -109,11 +109,14 @@ impl Spool {
                 continue;
             };
             let bytes = item.metadata().map(|m| m.len()).unwrap_or(0);
-            entries.push((name.to_owned(), Entry {
-                path,
-                bytes,
-                interval_end_ms,
-            }));
+            entries.push((
+                name.to_owned(),
+                Entry {
+                    path,
+                    bytes,
+                    interval_end_ms,
+                },
+            ));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let entries: VecDeque<Entry> = entries.into_iter().map(|(_, e)| e).collect();
@@ -323,7 +326,10 @@ mod tests {
             .min()
             .expect("a file");
         fs::write(&first, b"{ not json").expect("corrupt it");
-        assert!(matches!(spool.front(), Some(Err(SpoolError::Corrupt { .. }))));
+        assert!(matches!(
+            spool.front(),
+            Some(Err(SpoolError::Corrupt { .. }))
+        ));
         assert_eq!(spool.front().expect("entry").expect("valid").sequence, 1);
         let _ = fs::remove_dir_all(&dir);
     }

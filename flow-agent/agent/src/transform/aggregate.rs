@@ -125,7 +125,12 @@ impl FlowTracker {
     }
 
     /// The increment `record` stands for, `None` for a late interim record.
-    pub fn observe(&mut self, record: &FlowRecord, kind: RecordKind, now_ms: u64) -> Option<Increment> {
+    pub fn observe(
+        &mut self,
+        record: &FlowRecord,
+        kind: RecordKind,
+        now_ms: u64,
+    ) -> Option<Increment> {
         let current = Counters::of(record);
         // An untracked connection (opened before the probe) has no interim records:
         // its final record is all there is.
@@ -279,13 +284,20 @@ impl Aggregator {
         }
         // Deterministic order: easier to read, diff and test.
         flows.sort_by(|a, b| {
-            (a.direction, a.local_addr, a.remote_addr, a.service_port, a.process.pid).cmp(&(
-                b.direction,
-                b.local_addr,
-                b.remote_addr,
-                b.service_port,
-                b.process.pid,
-            ))
+            (
+                a.direction,
+                a.local_addr,
+                a.remote_addr,
+                a.service_port,
+                a.process.pid,
+            )
+                .cmp(&(
+                    b.direction,
+                    b.local_addr,
+                    b.remote_addr,
+                    b.service_port,
+                    b.process.pid,
+                ))
         });
         self.tracker.expire(end_ms.saturating_sub(forget_after_ms));
         (flows, std::mem::take(&mut self.stats))
@@ -306,7 +318,13 @@ mod tests {
     use super::*;
     use crate::transform::enrich::EnrichSettings;
 
-    fn record(kind: RecordKind, start_ns: u64, end_ns: u64, sent: u64, received: u64) -> FlowRecord {
+    fn record(
+        kind: RecordKind,
+        start_ns: u64,
+        end_ns: u64,
+        sent: u64,
+        received: u64,
+    ) -> FlowRecord {
         let mut r = FlowRecord::zeroed();
         r.kind = kind as u8;
         r.start_ns = start_ns;
@@ -334,7 +352,11 @@ mod tests {
         let mut agg = Aggregator::new();
         let mut e = enricher();
         for i in 1..=3 {
-            agg.add(&record(RecordKind::Closed, i, i + 10, 100, 1_000), 5, &mut e);
+            agg.add(
+                &record(RecordKind::Closed, i, i + 10, 100, 1_000),
+                5,
+                &mut e,
+            );
         }
         let (flows, _) = agg.take(0, 10, 60_000);
         assert_eq!(flows.len(), 1);
@@ -351,20 +373,44 @@ mod tests {
         let mut agg = Aggregator::new();
         let mut e = enricher();
         let start = 1_000;
-        agg.add(&record(RecordKind::Interim, start, 2_000, 100, 10), 5, &mut e);
+        agg.add(
+            &record(RecordKind::Interim, start, 2_000, 100, 10),
+            5,
+            &mut e,
+        );
         let (first, _) = agg.take(0, 10, 60_000);
-        assert_eq!((first[0].bytes_sent, first[0].connections, first[0].closed), (100, 1, 0));
+        assert_eq!(
+            (first[0].bytes_sent, first[0].connections, first[0].closed),
+            (100, 1, 0)
+        );
 
-        agg.add(&record(RecordKind::Interim, start, 3_000, 250, 10), 15, &mut e);
+        agg.add(
+            &record(RecordKind::Interim, start, 3_000, 250, 10),
+            15,
+            &mut e,
+        );
         let (second, _) = agg.take(10, 20, 60_000);
         assert_eq!((second[0].bytes_sent, second[0].connections), (150, 0));
 
-        agg.add(&record(RecordKind::Closed, start, 4_000, 300, 40), 25, &mut e);
+        agg.add(
+            &record(RecordKind::Closed, start, 4_000, 300, 40),
+            25,
+            &mut e,
+        );
         // A late interim after the close must not count again.
-        agg.add(&record(RecordKind::Interim, start, 3_900, 290, 40), 25, &mut e);
+        agg.add(
+            &record(RecordKind::Interim, start, 3_900, 290, 40),
+            25,
+            &mut e,
+        );
         let (third, _) = agg.take(20, 30, 60_000);
         assert_eq!(
-            (third[0].bytes_sent, third[0].bytes_received, third[0].closed, third[0].connections),
+            (
+                third[0].bytes_sent,
+                third[0].bytes_received,
+                third[0].closed,
+                third[0].connections
+            ),
             (50, 30, 1, 0)
         );
         assert_eq!(agg.tracked_connections(), 0);

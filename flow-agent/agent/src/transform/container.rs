@@ -81,8 +81,8 @@ impl ContainerResolver {
         if pid == 0 {
             return None;
         }
-        let text = std::fs::read_to_string(self.proc_root.join(pid.to_string()).join("cgroup"))
-            .ok()?;
+        let text =
+            std::fs::read_to_string(self.proc_root.join(pid.to_string()).join("cgroup")).ok()?;
         let path = unified_path(&text)?;
         let dir = self.cgroup_root.join(path.trim_start_matches('/'));
         let inode = std::fs::metadata(&dir).ok()?.ino();
@@ -167,10 +167,12 @@ fn pod_uid(component: &str) -> Option<String> {
     // systemd driver: kubepods-burstable-pod1234_5678.slice (dashes escaped as `_`);
     // cgroupfs driver: pod1234-5678.
     let core = component.strip_suffix(".slice").unwrap_or(component);
-    let uid = core.rsplit_once("-pod").map(|(_, uid)| uid).or_else(|| core.strip_prefix("pod"))?;
+    let uid = core
+        .rsplit_once("-pod")
+        .map(|(_, uid)| uid)
+        .or_else(|| core.strip_prefix("pod"))?;
     let uid = uid.replace('_', "-");
-    let looks_like_uid =
-        uid.len() == 36 && uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    let looks_like_uid = uid.len() == 36 && uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
     looks_like_uid.then_some(uid)
 }
 
@@ -192,7 +194,9 @@ mod tests {
             format!("/docker/{ID}"),
             format!("/system.slice/cri-containerd-{ID}.scope"),
             format!("/machine.slice/libpod-{ID}.scope/container"),
-            format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1b2c.slice/crio-{ID}.scope"),
+            format!(
+                "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1b2c.slice/crio-{ID}.scope"
+            ),
         ] {
             let found = container_from_path(&path).expect(&path);
             assert_eq!(found.id, ID, "{path}");

@@ -58,9 +58,7 @@ impl NatsSink {
     async fn publish(&self, batch: &FlowBatch) -> Result<(), SinkError> {
         // Declared lazily, not at construction: NATS may be away when the agent starts.
         self.stream_ready
-            .get_or_try_init(|| async {
-                self.settings.ensure(&self.js).await.map(|_| ())
-            })
+            .get_or_try_init(|| async { self.settings.ensure(&self.js).await.map(|_| ()) })
             .await
             .map_err(|err| SinkError::unavailable(SINK, err))?;
 
@@ -77,7 +75,9 @@ impl NatsSink {
             });
         }
         let id = batch.id().to_string();
-        let publish = PublishMessage::build().payload(payload.into()).message_id(&id);
+        let publish = PublishMessage::build()
+            .payload(payload.into())
+            .message_id(&id);
         let exchange = async {
             let ack = self
                 .js
@@ -89,7 +89,10 @@ impl NatsSink {
         let ack = tokio::time::timeout(self.ack_timeout, exchange)
             .await
             .map_err(|_| {
-                SinkError::unavailable(SINK, format!("no publish ack within {:?}", self.ack_timeout))
+                SinkError::unavailable(
+                    SINK,
+                    format!("no publish ack within {:?}", self.ack_timeout),
+                )
             })??;
         tracing::debug!(batch = %id, stream = %ack.stream, seq = ack.sequence, duplicate = ack.duplicate, "flow batch published");
         Ok(())

@@ -48,8 +48,7 @@ pub fn breaks_out(sql: &str) -> bool {
         return true;
     }
     ['\'', '"'].into_iter().any(|quote| {
-        sql.contains(quote)
-            && injection_after_first_value(&tokenize(sql, Some(quote)), Some(quote))
+        sql.contains(quote) && injection_after_first_value(&tokenize(sql, Some(quote)), Some(quote))
     })
 }
 
@@ -67,7 +66,10 @@ fn injection_after_first_value(tokens: &[Token], quoted: Option<char>) -> bool {
             _ => return false,
         }
     } else {
-        if tokens.first().is_some_and(|t| t.kind == Kind::Op && matches!(t.text.as_str(), "-" | "+")) {
+        if tokens
+            .first()
+            .is_some_and(|t| t.kind == Kind::Op && matches!(t.text.as_str(), "-" | "+"))
+        {
             i += 1;
         }
         match tokens.get(i).map(|t| t.kind) {
@@ -92,10 +94,7 @@ fn injection_after_first_value(tokens: &[Token], quoted: Option<char>) -> bool {
         // quote again, which a real comment would not need.
         Kind::Comment => quoted.is_some_and(|q| !continuation.text.contains(q)),
         Kind::Semicolon => {
-            value_first
-                && tokens
-                    .get(i + 1)
-                    .is_some_and(|t| t.kind == Kind::Statement)
+            value_first && tokens.get(i + 1).is_some_and(|t| t.kind == Kind::Statement)
         }
         Kind::Keyword => value_first && clause(tokens, i),
         // `1'=1 or '1`: quoted contexts only; in prose `5 > 3 and 2 < 4` is arithmetic. A
@@ -119,13 +118,24 @@ fn stacked_statement(tokens: &[Token]) -> bool {
         match statement.text.as_str() {
             "drop" | "truncate" | "alter" | "create" => matches!(
                 next_text,
-                "table" | "database" | "user" | "procedure" | "function" | "login" | "schema" | "index" | "view"
+                "table"
+                    | "database"
+                    | "user"
+                    | "procedure"
+                    | "function"
+                    | "login"
+                    | "schema"
+                    | "index"
+                    | "view"
             ),
             "delete" => next_text == "from",
             "insert" => next_text == "into",
             "update" => tokens.iter().any(|t| t.text == "set"),
             "exec" | "execute" => {
-                next_text.starts_with("xp_") || next_text.starts_with("sp_") || next_text.starts_with("master") || next.kind == Kind::LParen
+                next_text.starts_with("xp_")
+                    || next_text.starts_with("sp_")
+                    || next_text.starts_with("master")
+                    || next.kind == Kind::LParen
             }
             "waitfor" => matches!(next_text, "delay" | "time"),
             "shutdown" => true,
@@ -165,13 +175,20 @@ fn condition(tokens: &[Token], mut i: usize, strict: bool) -> bool {
     let literal = matches!(value.kind, Kind::Num | Kind::Var | Kind::Str { .. });
     match tokens.get(i).map(|t| t.kind) {
         None | Some(Kind::Comment | Kind::Semicolon) => !strict && literal,
-        Some(Kind::Op) => tokens.get(i + 1).is_some_and(|t| {
-            let operand_is_literal = matches!(
-                t.kind,
-                Kind::Num | Kind::Var | Kind::Str { .. } | Kind::Func | Kind::LParen | Kind::Not
-            );
-            operand_is_literal || (!strict && t.kind == Kind::Word)
-        }) && (!strict || literal),
+        Some(Kind::Op) => {
+            tokens.get(i + 1).is_some_and(|t| {
+                let operand_is_literal = matches!(
+                    t.kind,
+                    Kind::Num
+                        | Kind::Var
+                        | Kind::Str { .. }
+                        | Kind::Func
+                        | Kind::LParen
+                        | Kind::Not
+                );
+                operand_is_literal || (!strict && t.kind == Kind::Word)
+            }) && (!strict || literal)
+        }
         Some(Kind::Logic) => condition(tokens, i + 1, strict),
         Some(Kind::Union) => union_select_at(tokens, i),
         _ => false,
@@ -209,7 +226,10 @@ fn subquery_at(tokens: &[Token], mut i: usize) -> bool {
     while tokens.get(i).is_some_and(|t| t.kind == Kind::LParen) {
         i += 1;
     }
-    i > open && tokens.get(i).is_some_and(|t| t.kind == Kind::Statement && t.text == "select")
+    i > open
+        && tokens
+            .get(i)
+            .is_some_and(|t| t.kind == Kind::Statement && t.text == "select")
 }
 
 /// An operator at `i` followed by a subquery, or by a value and then a condition, comment
@@ -260,8 +280,10 @@ fn has_union_select(sql: &str) -> bool {
         };
         let list = &tokens[select_at + 1..];
         let sql_like_first = list.first().is_some_and(|t| {
-            matches!(t.kind, Kind::Num | Kind::Var | Kind::Func | Kind::Str { .. })
-                || t.text == "*"
+            matches!(
+                t.kind,
+                Kind::Num | Kind::Var | Kind::Func | Kind::Str { .. }
+            ) || t.text == "*"
                 || list.get(1).is_some_and(|n| n.kind == Kind::Comma)
         });
         sql_like_first || list.iter().any(|t| t.text == "from")
@@ -301,7 +323,13 @@ const DB_NAMES: &[&str] = &[
     "@@hostname",
     "@@basedir",
 ];
-const BLIND_CALLS: &[&str] = &["sleep", "benchmark", "pg_sleep", "randomblob", "dbms_lock.sleep"];
+const BLIND_CALLS: &[&str] = &[
+    "sleep",
+    "benchmark",
+    "pg_sleep",
+    "randomblob",
+    "dbms_lock.sleep",
+];
 const MSSQL_EXEC: &[&str] = &[
     "xp_cmdshell",
     "sp_executesql",
@@ -344,9 +372,33 @@ const ERROR_BASED: &[&str] = &[
     "polygon",
 ];
 const SQL_FUNCTIONS: &[&str] = &[
-    "concat", "concat_ws", "group_concat", "char", "chr", "ascii", "substring", "substr", "mid",
-    "version", "database", "user", "current_user", "system_user", "schema", "hex", "unhex",
-    "length", "cast", "convert", "ifnull", "iif", "md5", "sha1", "ord", "count", "rand",
+    "concat",
+    "concat_ws",
+    "group_concat",
+    "char",
+    "chr",
+    "ascii",
+    "substring",
+    "substr",
+    "mid",
+    "version",
+    "database",
+    "user",
+    "current_user",
+    "system_user",
+    "schema",
+    "hex",
+    "unhex",
+    "length",
+    "cast",
+    "convert",
+    "ifnull",
+    "iif",
+    "md5",
+    "sha1",
+    "ord",
+    "count",
+    "rand",
 ];
 const STATEMENT_PHRASES: &[&str] = &[
     "drop table",
@@ -374,10 +426,13 @@ fn keyword_rules(sql: &str, hits: &mut Hits) {
     if MSSQL_EXEC.iter().any(|p| sql.contains(p)) {
         hits.push(rule::SQLI_MSSQL_EXEC);
     }
-    if FILE_ACCESS
-        .iter()
-        .any(|p| if p.contains(' ') || p.contains('.') { sql.contains(p) } else { calls(sql, p) })
-    {
+    if FILE_ACCESS.iter().any(|p| {
+        if p.contains(' ') || p.contains('.') {
+            sql.contains(p)
+        } else {
+            calls(sql, p)
+        }
+    }) {
         hits.push(rule::SQLI_FILE_ACCESS);
     }
     let error_based = ERROR_BASED.iter().any(|f| calls(sql, f))
@@ -400,24 +455,46 @@ fn keyword_rules(sql: &str, hits: &mut Hits) {
 /// MongoDB query operators that let a client change a query: in bracket parameter names
 /// (`user[$ne]=x`) and as JSON keys (`{"$ne": null}`).
 const MONGO_OPERATORS: &[&str] = &[
-    "$ne", "$eq", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$regex", "$where", "$exists",
-    "$or", "$and", "$nor", "$not", "$expr", "$function", "$accumulator", "$type", "$mod",
-    "$all", "$size", "$elemmatch",
+    "$ne",
+    "$eq",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$in",
+    "$nin",
+    "$regex",
+    "$where",
+    "$exists",
+    "$or",
+    "$and",
+    "$nor",
+    "$not",
+    "$expr",
+    "$function",
+    "$accumulator",
+    "$type",
+    "$mod",
+    "$all",
+    "$size",
+    "$elemmatch",
 ];
 
 /// 942290: NoSQL operator injection.
 fn nosql(value: &Value<'_>, hits: &mut Hits) {
     let lower = &value.norm.lower;
     let found = match value.location {
-        Location::ArgName => MONGO_OPERATORS.iter().any(|op| {
-            lower.contains(&format!("[{op}]")) || lower.as_str() == *op
-        }),
+        Location::ArgName => MONGO_OPERATORS
+            .iter()
+            .any(|op| lower.contains(&format!("[{op}]")) || lower.as_str() == *op),
         Location::Arg | Location::Body | Location::Cookie => {
             lower.contains("$where")
                 || MONGO_OPERATORS
                     .iter()
                     .any(|op| lower.contains(&format!("{{\"{op}\"")))
-                || (lower.contains("this.") && (lower.contains("&&") || lower.contains("||")) && lower.contains('\''))
+                || (lower.contains("this.")
+                    && (lower.contains("&&") || lower.contains("||"))
+                    && lower.contains('\''))
         }
         _ => false,
     };
@@ -428,8 +505,8 @@ fn nosql(value: &Value<'_>, hits: &mut Hits) {
 
 /// SQL special characters, counted like the CRS's restricted character anomaly rules.
 const SPECIAL: &[char] = &[
-    '~', '!', '@', '#', '$', '%', '^', '&', '*', '(', ')', '-', '+', '=', '{', '}', '[', ']',
-    '|', ':', ';', '"', '\'', '`', '<', '>', '´', '’', '‘',
+    '~', '!', '@', '#', '$', '%', '^', '&', '*', '(', ')', '-', '+', '=', '{', '}', '[', ']', '|',
+    ':', ';', '"', '\'', '`', '<', '>', '´', '’', '‘',
 ];
 
 /// 942430/942431/942432 (special character counts) and 942460 (runs of non-word

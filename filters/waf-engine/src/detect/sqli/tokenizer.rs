@@ -69,10 +69,42 @@ const OPERATORS: &[&str] = &[
 ];
 const CONSTANTS: &[&str] = &["true", "false", "null", "unknown"];
 const KEYWORDS: &[&str] = &[
-    "order", "group", "having", "limit", "offset", "procedure", "into", "from", "where", "by",
-    "asc", "desc", "all", "distinct", "top", "as", "case", "when", "then", "else", "end",
-    "values", "table", "outfile", "dumpfile", "collate", "for", "fetch", "union", "intersect",
-    "except", "minus", "join", "on", "using", "exists",
+    "order",
+    "group",
+    "having",
+    "limit",
+    "offset",
+    "procedure",
+    "into",
+    "from",
+    "where",
+    "by",
+    "asc",
+    "desc",
+    "all",
+    "distinct",
+    "top",
+    "as",
+    "case",
+    "when",
+    "then",
+    "else",
+    "end",
+    "values",
+    "table",
+    "outfile",
+    "dumpfile",
+    "collate",
+    "for",
+    "fetch",
+    "union",
+    "intersect",
+    "except",
+    "minus",
+    "join",
+    "on",
+    "using",
+    "exists",
 ];
 /// Words that take parentheses without being function calls.
 const NOT_FUNCTIONS: &[&str] = &["in", "values", "not", "and", "or", "xor"];
@@ -101,7 +133,13 @@ pub fn tokenize(input: &str, open_quote: Option<char>) -> Vec<Token> {
             }
             '\'' | '"' => {
                 let (closed, end) = read_string(&chars, i + 1, c);
-                (Token { kind: Kind::Str { closed }, text: String::new() }, end - i)
+                (
+                    Token {
+                        kind: Kind::Str { closed },
+                        text: String::new(),
+                    },
+                    end - i,
+                )
             }
             '`' => {
                 let end = find_from(&chars, i + 1, '`').map_or(chars.len(), |e| e + 1);
@@ -115,7 +153,9 @@ pub fn tokenize(input: &str, open_quote: Option<char>) -> Vec<Token> {
                 (word_token(Kind::Var, &chars[i..end]), end - i)
             }
             c if c.is_ascii_digit() || (c == '.' && next.is_some_and(|n| n.is_ascii_digit())) => {
-                let end = scan(&chars, i, |c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
+                let end = scan(&chars, i, |c| {
+                    c.is_ascii_alphanumeric() || c == '.' || c == '_'
+                });
                 let text: String = chars[i..end].iter().collect();
                 (classify_number(&text), end - i)
             }
@@ -124,12 +164,22 @@ pub fn tokenize(input: &str, open_quote: Option<char>) -> Vec<Token> {
                 let end = scan(&chars, i, |c| is_ident(c) || c == '.');
                 if chars.get(end) == Some(&'\'')
                     && matches!(
-                        chars[i..end].iter().collect::<String>().to_lowercase().as_str(),
+                        chars[i..end]
+                            .iter()
+                            .collect::<String>()
+                            .to_lowercase()
+                            .as_str(),
                         "n" | "x" | "b" | "_utf8" | "_latin1" | "_binary"
                     )
                 {
                     let (closed, after) = read_string(&chars, end + 1, '\'');
-                    (Token { kind: Kind::Str { closed }, text: String::new() }, after - i)
+                    (
+                        Token {
+                            kind: Kind::Str { closed },
+                            text: String::new(),
+                        },
+                        after - i,
+                    )
                 } else {
                     let followed_by_paren = chars[end..]
                         .iter()
@@ -170,7 +220,11 @@ fn scan(chars: &[char], from: usize, pred: impl Fn(char) -> bool) -> usize {
 }
 
 fn find_from(chars: &[char], from: usize, c: char) -> Option<usize> {
-    chars.get(from..)?.iter().position(|&x| x == c).map(|p| from + p)
+    chars
+        .get(from..)?
+        .iter()
+        .position(|&x| x == c)
+        .map(|p| from + p)
 }
 
 /// Reads a string body from `from` up to its closing `quote` (a doubled quote is an escaped
@@ -260,10 +314,14 @@ fn operator(chars: &[char], i: usize) -> (Token, usize) {
         ('<', '=', '>') => (token(Kind::Op, "<=>"), 3),
         ('|', '|', _) => (token(Kind::Logic, "||"), 2),
         ('&', '&', _) => (token(Kind::Logic, "&&"), 2),
-        ('!', '=', _) | ('<', '>', _) | ('<', '=', _) | ('>', '=', _) | ('=', '=', _)
-        | (':', '=', _) | ('<', '<', _) | ('>', '>', _) => {
-            (token(Kind::Op, &format!("{c}{next}")), 2)
-        }
+        ('!', '=', _)
+        | ('<', '>', _)
+        | ('<', '=', _)
+        | ('>', '=', _)
+        | ('=', '=', _)
+        | (':', '=', _)
+        | ('<', '<', _)
+        | ('>', '>', _) => (token(Kind::Op, &format!("{c}{next}")), 2),
         ('!', _, _) => (token(Kind::Not, "!"), 1),
         ('=' | '<' | '>' | '+' | '-' | '*' | '/' | '%' | '^' | '|' | '&' | '~', _, _) => {
             (token(Kind::Op, &c.to_string()), 1)
