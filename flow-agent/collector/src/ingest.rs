@@ -220,7 +220,7 @@ mod tests {
 
     fn flow(direction: Direction, local: [u8; 4], remote: [u8; 4], port: u16, at: u64) -> FlowAggregate {
         let mut rtt = RttHistogram::default();
-        rtt.record(100);
+        rtt.record(20);
         FlowAggregate {
             direction,
             local_addr: Ipv4Addr::from(local).into(),
@@ -246,15 +246,18 @@ mod tests {
         }
     }
 
+    /// A batch whose interval spans its flows (or ten seconds from T0 when empty).
     fn batch(flows: Vec<FlowAggregate>) -> FlowBatch {
+        let start = flows.iter().map(|f| f.first_seen_ms).min().unwrap_or(T0);
+        let end = flows.iter().map(|f| f.last_seen_ms + 1).max().unwrap_or(T0 + 10_000);
         FlowBatch {
             version: SCHEMA_VERSION,
             agent_id: AgentId::new("node-1").expect("id"),
             host: "node-1".into(),
             epoch_ms: T0,
             sequence: 0,
-            interval_start_ms: T0,
-            interval_end_ms: T0 + 3 * HOUR_MS,
+            interval_start_ms: start,
+            interval_end_ms: end,
             sampling_rate: 1.0,
             stats: BatchStats::default(),
             flows,
@@ -300,7 +303,7 @@ mod tests {
         let (key, stats) = collector.edges.edges().next().expect("an edge");
         assert_eq!(key.server, Peer::Address(Ipv4Addr::new(203, 0, 113, 9).into()));
         assert_eq!((stats.bytes_to_server, stats.bytes_to_client), (100, 1_000));
-        assert_eq!(stats.rtt_p50_us(), Some(100));
+        assert_eq!(stats.rtt_p50_us(), Some(20));
     }
 
     #[test]
@@ -335,7 +338,7 @@ mod tests {
         let mut collector = Collector::new();
         let a = flow(Direction::Outbound, [10, 0, 0, 1], [10, 0, 0, 2], 80, T0 + 1);
         let b = flow(Direction::Outbound, [10, 0, 0, 1], [10, 0, 0, 2], 80, T0 + 2);
-        let c = flow(Direction::Outbound, [10, 0, 0, 1], [10, 0, 0, 2], 80, T0 + HOUR_MS + 1);
+        let c = flow(Direction::Outbound, [10, 0, 0, 1], [10, 0, 0, 2], 80, T0 + HOUR_MS);
         collector.ingest(&batch(vec![a, b, c]), T0 + 3 * HOUR_MS).expect("accepted");
         let edges = collector.edges.drain_before(T0 + 10 * HOUR_MS);
         assert_eq!(edges.len(), 2);
