@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks (not tests): `scripts/bench.sh gateway [seconds]`. Installs the load generator
+# Benchmarks (not tests): `scripts/bench.sh gateway [seconds-per-round] [rounds]`. Installs the load generator
 # and the reference proxy, builds in release mode, prints a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,5 +11,5 @@ done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/paved/target}"
 case "${1:-}" in
   gateway) shift; cargo run --release --locked -p paved-e2e --bin bench_gateway -- "$@" ;;
-  *) echo "usage: scripts/bench.sh gateway [seconds]" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench.sh gateway [seconds-per-round] [rounds]" >&2; exit 2 ;;
 esac

@@ -80,18 +80,21 @@ fn start_nginx(upstream: SocketAddr, dir: &PathBuf) -> anyhow::Result<(Child, u1
     Ok((child, port))
 }
 
+fn median(mut values: Vec<LoadResult>) -> LoadResult {
+    values.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
+    values[values.len() / 2]
+}
+
 fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let rounds: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(3);
     let shape = LoadShape {
         connections: 32,
         threads: 1,
         duration: Duration::from_secs(seconds),
     };
     let warmup = LoadShape {
-        duration: Duration::from_secs(2),
+        duration: Duration::from_secs(1),
         ..shape
     };
     let upstream = start_static_upstream("ok");
@@ -99,65 +102,60 @@ fn main() -> anyhow::Result<()> {
     let config = CONFIG.replace("{chain}", &chain);
     // One worker thread: the machine has two cores, and wrk needs the other.
     let gateway = start_gateway_with_threads(&config, upstream, 1);
-    let mut runs: Vec<(String, LoadResult)> = Vec::new();
-    let mut measure = |label: &str, url: String| -> anyhow::Result<()> {
-        eprintln!(
-            "bench: {label}: warming up, then {seconds} s at {} connections",
-            shape.connections
-        );
-        run_wrk(&url, warmup)?;
-        let result = run_wrk(&url, shape)?;
-        eprintln!(
-            "bench: {label}: {:.0} req/s, p50 {:?}, p99 {:?}",
-            result.requests_per_second, result.p50, result.p99
-        );
-        runs.push((label.to_owned(), result));
-        Ok(())
-    };
-    measure(
-        "(a) gateway, no filter",
-        format!("http://{}/none", gateway.addr),
-    )?;
-    measure(
-        "(b) gateway, no-op SDK plugin",
-        format!("http://{}/noop", gateway.addr),
-    )?;
+    let mut targets = vec![
+        ("(a) gateway, no filter".to_owned(), format!("http://{}/none", gateway.addr)),
+        ("(b) gateway, no-op SDK plugin".to_owned(), format!("http://{}/noop", gateway.addr)),
+    ];
     if !chain_names.is_empty() {
-        measure(
-            &format!("(c) gateway, chain: {}", chain_names.join(" → ")),
-            format!("http://{}/chain", gateway.addr),
-        )?;
+        targets.push((format!("(c) gateway, chain: {}", chain_names.join(" → ")), format!("http://{}/chain", gateway.addr)));
+    }
+    let dir = std::env::temp_dir().join(format!("paved-bench-nginx-{}", std::process::id()));
+    let nginx = match start_nginx(upstream, &dir) {
+        Ok((nginx, port)) => {
+            targets.push(("nginx, 1 worker (reference)".to_owned(), format!("http://127.0.0.1:{port}/")));
+            Some(nginx)
+        }
+        Err(error) => {
+            eprintln!("bench: nginx reference skipped: {error:#}");
+            None
+        }
+    };
+    // Rounds alternate between the targets so that noise from the rest of the machine falls
+    // on all of them alike; the median round of each is reported.
+    let mut results: Vec<Vec<LoadResult>> = vec![Vec::new(); targets.len()];
+    for round in 1..=rounds {
+        for (i, (label, url)) in targets.iter().enumerate() {
+            run_wrk(url, warmup)?;
+            let result = run_wrk(url, shape)?;
+            eprintln!(
+                "bench: round {round}/{rounds} {label}: {:.0} req/s, p50 {:?}, p99 {:?}",
+                result.requests_per_second, result.p50, result.p99
+            );
+            results[i].push(result);
+        }
+    }
+    if let Some(mut nginx) = nginx {
+        let _ = nginx.kill();
+        let _ = nginx.wait();
     }
     drop(gateway);
-    let dir = std::env::temp_dir().join(format!("paved-bench-nginx-{}", std::process::id()));
-    match start_nginx(upstream, &dir) {
-        Ok((mut nginx, port)) => {
-            let result = measure(
-                "nginx 1 worker (reference)",
-                format!("http://127.0.0.1:{port}/"),
-            );
-            let _ = nginx.kill();
-            let _ = nginx.wait();
-            result?;
-        }
-        Err(error) => eprintln!("bench: nginx reference skipped: {error:#}"),
-    }
 
-    let baseline = runs[0].1;
-    let mut table = String::from(
-        "| run | requests/s | p50 | p99 | vs (a) throughput | errors |\n|---|---:|---:|---:|---:|---:|\n",
-    );
-    for (label, result) in &runs {
+    let medians: Vec<LoadResult> = results.into_iter().map(median).collect();
+    let baseline = medians[0];
+    let mut table = String::from("| run | requests/s | p50 | p99 | throughput vs (a) | p99 vs (a) | errors |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for ((label, _), result) in targets.iter().zip(&medians) {
         let _ = writeln!(
             table,
-            "| {label} | {:.0} | {:.2} ms | {:.2} ms | {:.1}% | {} |",
+            "| {label} | {:.0} | {:.2} ms | {:.2} ms | {:.1}% | {:.2}x | {} |",
             result.requests_per_second,
             result.p50.as_secs_f64() * 1e3,
             result.p99.as_secs_f64() * 1e3,
             100.0 * result.requests_per_second / baseline.requests_per_second,
+            result.p99.as_secs_f64() / baseline.p99.as_secs_f64(),
             result.errors
         );
     }
     println!("{table}");
+    println!("{rounds} alternating rounds of {seconds} s per target after a 1 s warm-up, 32 connections, wrk with 1 thread, gateway with 1 worker thread; medians by throughput.");
     Ok(())
 }

@@ -5,7 +5,9 @@ use std::time::UNIX_EPOCH;
 
 use log::warn;
 use paved_model::plugin_config::AccesslogConfig;
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::MetricType;
 
 use crate::queue::Queue;
 use crate::record::{Record, redact_path};
@@ -25,6 +27,9 @@ pub const KNOWN_DETAILS: &[&str] = &[
     "paved.authz.reason",
     "paved.authz.population",
 ];
+
+/// Records the queue refused (full, or no queue): the gateway's back-pressure signal.
+pub const DROPPED_METRIC: &str = "paved_accesslog_dropped_total";
 
 /// One request's record.
 pub struct AccesslogFilter {
@@ -117,8 +122,10 @@ impl HttpContext for AccesslogFilter {
     fn on_log(&mut self) {
         let record = self.record();
         if !self.queue.push(self, &record.to_json()) {
-            // The gateway counts queue overflows; the plugin can only say so.
             warn!("accesslog: record of request {} dropped (queue unavailable or full)", record.request_id);
+            if let Ok(id) = hostcalls::define_metric(MetricType::Counter, DROPPED_METRIC) {
+                let _ = hostcalls::increment_metric(id, 1);
+            }
         }
     }
 }

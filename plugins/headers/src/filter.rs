@@ -61,7 +61,8 @@ impl Context for HeadersFilter {}
 
 impl HttpContext for HeadersFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(cors) = self.policy.cors.clone() else { return Action::Continue };
+        let policy = self.policy.clone();
+        let Some(cors) = policy.cors.as_ref() else { return Action::Continue };
         self.origin = self.get_http_request_header("origin");
         let method = self.get_http_request_header(":method").unwrap_or_default();
         let requested_method = self.get_http_request_header("access-control-request-method");

@@ -164,3 +164,67 @@ impl Rule {
         counter_key(&policy.app, &self.name, kind, &value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(json: &str) -> Result<Policy, String> {
+        Policy::from_json(Some(json.as_bytes()))
+    }
+
+    fn facts(identity: Option<&str>, headers: &[(&str, &str)]) -> Facts {
+        Facts {
+            client_ip: "10.0.0.7".into(),
+            identity: identity.map(String::from),
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn a_rule_becomes_rate_per_second_with_limit_plus_burst_at_once() {
+        let p = policy(r#"{"app":"shop","route":"/api","rules":[{"name":"r","limit":120,"window_secs":60,"burst":30}]}"#).unwrap();
+        let rule = &p.rules[0];
+        assert_eq!(rule.limit.rate_per_second(), 2.0);
+        assert_eq!(rule.limit.burst(), 150);
+        assert_eq!(p.cluster, "paved-ratelimit");
+        assert_eq!(p.cluster_timeout, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn keys_follow_the_rule_and_fall_back_to_the_client_ip() {
+        let p = policy(
+            r#"{"app":"shop","route":"/api","rules":[
+                {"name":"user","key":"identity","limit":1,"window_secs":1},
+                {"name":"tok","key":"api_token","limit":1,"window_secs":1},
+                {"name":"tenant","key":"header","header":"X-Tenant","limit":1,"window_secs":1},
+                {"name":"all","key":"route","limit":1,"window_secs":1}]}"#,
+        )
+        .unwrap();
+        let signed_in = facts(Some("jane"), &[("authorization", "Bearer s3cret"), ("x-tenant", "acme")]);
+        let anonymous = facts(None, &[]);
+        let keys: Vec<String> = p.rules.iter().map(|r| r.key(&p, &signed_in)).collect();
+        assert_eq!(keys[0], "shop|user|id:jane");
+        assert!(keys[1].starts_with("shop|tok|token:h") && !keys[1].contains("s3cret"));
+        assert_eq!(keys[2], "shop|tenant|header:acme");
+        assert_eq!(keys[3], "shop|all|route:/api");
+        assert_eq!(p.rules[0].key(&p, &anonymous), "shop|user|ip:10.0.0.7");
+        assert_eq!(p.rules[1].key(&p, &anonymous), "shop|tok|ip:10.0.0.7");
+    }
+
+    #[test]
+    fn rules_apply_under_their_path_prefixes_only() {
+        let p = policy(r#"{"rules":[{"name":"login","limit":5,"window_secs":60,"path_prefixes":["/login"]},{"name":"all","limit":100,"window_secs":1}]}"#).unwrap();
+        let names = |path| p.applicable(path).map(|(_, r)| r.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names("/login/password"), vec!["login", "all"]);
+        assert_eq!(names("/loginx"), vec!["all"]);
+    }
+
+    #[test]
+    fn invalid_rules_are_refused_with_their_position() {
+        let err = policy(r#"{"rules":[{"name":"x","limit":0,"window_secs":1}]}"#).err().unwrap_or_default();
+        assert!(err.starts_with("rules[0] (x)"), "{err}");
+        assert!(policy(r#"{"rules":[{"name":"h","key":"header","limit":1,"window_secs":1}]}"#).is_err());
+        assert!(policy("not json").is_err());
+    }
+}

@@ -25,8 +25,9 @@ pub struct HostStore;
 impl Store for HostStore {
     fn get(&self, key: &str) -> Option<(Vec<u8>, Cas)> {
         match hostcalls::get_shared_data(key) {
-            Ok((Some(value), Some(cas))) => Some((value, cas)),
-            Ok((Some(value), None)) => Some((value, 0)),
+            Ok((Some(value), cas)) => Some((value, cas.unwrap_or(0))),
+            // An empty value comes back without bytes but with its CAS: it exists.
+            Ok((None, Some(cas))) => Some((Vec::new(), cas)),
             _ => None,
         }
     }

@@ -75,3 +75,22 @@ impl RootContext for WafRoot {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_configuration_is_the_default_block_mode_waf() {
+        let s = settings(None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.waf.is_on());
+        assert_eq!(s.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn invalid_configurations_are_refused_with_the_reason() {
+        let err = settings(Some(br#"{"paranoia": 9}"#.to_vec())).err().unwrap_or_default();
+        assert!(err.contains("paranoia"), "{err}");
+        assert!(settings(Some(b"{".to_vec())).is_err());
+    }
+}
