@@ -31,18 +31,30 @@ const APPLY: &str = "mutation($yaml: String!, $source: String) { applyIntent(yam
 
 /// Sends the intent and prints the result; GraphQL errors (with positions) fail the command.
 pub fn run(args: ApplyArgs) -> anyhow::Result<()> {
-    let yaml = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let yaml = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
     let source = args.file.display().to_string();
     let query = if args.dry_run { PLAN } else { APPLY };
     let body = json!({ "query": query, "variables": { "yaml": yaml, "source": source } });
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let reply = runtime.block_on(post_graphql(&args.control_plane, &args.token, body))?;
     if let Some(errors) = reply.get("errors").and_then(Value::as_array) {
         for error in errors {
-            eprintln!("error: {}", error.get("message").and_then(Value::as_str).unwrap_or("?"));
-            if let Some(diagnostics) = error.pointer("/extensions/diagnostics").and_then(Value::as_array) {
+            eprintln!(
+                "error: {}",
+                error.get("message").and_then(Value::as_str).unwrap_or("?")
+            );
+            if let Some(diagnostics) = error
+                .pointer("/extensions/diagnostics")
+                .and_then(Value::as_array)
+            {
                 for d in diagnostics {
-                    eprintln!("  {}", d.get("text").or_else(|| d.get("message")).unwrap_or(d));
+                    eprintln!(
+                        "  {}",
+                        d.get("text").or_else(|| d.get("message")).unwrap_or(d)
+                    );
                 }
             }
         }
@@ -53,7 +65,13 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<()> {
         println!(
             "plan for {}: {}",
             plan["app"].as_str().unwrap_or("?"),
-            if plan["newApp"] == true { "new app" } else if plan["changed"] == true { "changed" } else { "no change" }
+            if plan["newApp"] == true {
+                "new app"
+            } else if plan["changed"] == true {
+                "changed"
+            } else {
+                "no change"
+            }
         );
         if let Some(diff) = plan["textDiff"].as_str() {
             print!("{diff}");
@@ -64,7 +82,11 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<()> {
             "{}: version {} ({}), snapshot {}",
             applied["app"]["name"].as_str().unwrap_or("?"),
             applied["version"]["version"],
-            if applied["created"] == true { "new" } else { "unchanged" },
+            if applied["created"] == true {
+                "new"
+            } else {
+                "unchanged"
+            },
             applied["snapshotVersion"]
         );
     }
@@ -77,7 +99,8 @@ pub async fn post_graphql(address: &str, token: &str, body: Value) -> anyhow::Re
         let stream = tokio::net::TcpStream::connect(address)
             .await
             .with_context(|| format!("connecting to the control plane at {address}"))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(connection);
         let request = hyper::Request::builder()
             .method("POST")

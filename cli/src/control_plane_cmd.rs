@@ -28,16 +28,21 @@ pub struct ControlPlaneArgs {
 
 /// Runs the control plane until Ctrl-C.
 pub fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
-    let public_url = args.public_url.unwrap_or_else(|| format!("http://{}", args.listen));
+    let public_url = args
+        .public_url
+        .unwrap_or_else(|| format!("http://{}", args.listen));
     let mut config = ControlPlaneConfig::new(
-        args.database_url.unwrap_or_else(ControlPlaneConfig::database_url_from_env),
+        args.database_url
+            .unwrap_or_else(ControlPlaneConfig::database_url_from_env),
         public_url,
     );
     config.development = args.development;
     config.oidc.key_file = Some(args.key_file);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let cp = ControlPlane::start(config).await.context("starting the control plane")?;
+        let cp = ControlPlane::start(config)
+            .await
+            .context("starting the control plane")?;
         serve(cp, args.listen, shutdown_signal()).await
     })
 }
@@ -53,7 +58,9 @@ pub async fn serve(
         .await
         .with_context(|| format!("the control plane cannot listen on {listen}"))?;
     tracing::info!(%listen, "control plane serving");
-    axum::serve(listener, cp.router()).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, cp.router())
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 

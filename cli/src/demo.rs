@@ -15,7 +15,9 @@ pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("the demo upstream cannot listen on {addr}: {e}"))?;
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
                     let header = |name: &str| {
@@ -43,7 +45,9 @@ pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
                         .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())));
                     Ok::<_, std::convert::Infallible>(response)
                 });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -51,5 +55,8 @@ pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
 }
 
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -76,11 +76,21 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 async fn bootstrap(cp: &ControlPlane, data_dir: &Path) -> anyhow::Result<Credentials> {
     let path = data_dir.join("credentials.json");
     if let Ok(bytes) = std::fs::read(&path) {
-        let credentials: Credentials = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is damaged; remove {} to start afresh", path.display(), data_dir.display()))?;
+        let credentials: Credentials = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} is damaged; remove {} to start afresh",
+                path.display(),
+                data_dir.display()
+            )
+        })?;
         cp.authenticate_token(&credentials.gateway_token)
             .await
-            .with_context(|| format!("the saved gateway token no longer works; remove {} to start afresh", data_dir.display()))?;
+            .with_context(|| {
+                format!(
+                    "the saved gateway token no longer works; remove {} to start afresh",
+                    data_dir.display()
+                )
+            })?;
         return Ok(credentials);
     }
     let system = Principal::system();
@@ -99,12 +109,34 @@ async fn bootstrap(cp: &ControlPlane, data_dir: &Path) -> anyhow::Result<Credent
         teams: vec!["platform".into()],
         groups: groups.iter().map(|g| (*g).to_owned()).collect(),
     };
-    cp.create_user(&system, user("admin", &credentials.admin_password, Role::Admin, &["admins"]))
-        .await
-        .with_context(|| format!("creating the admin user (a database without {} exists: remove {})", path.display(), data_dir.display()))?;
-    cp.create_user(&system, user("demo", &credentials.demo_password, Role::AppOwner, &["engineering"]))
-        .await
-        .context("creating the demo user")?;
+    cp.create_user(
+        &system,
+        user(
+            "admin",
+            &credentials.admin_password,
+            Role::Admin,
+            &["admins"],
+        ),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "creating the admin user (a database without {} exists: remove {})",
+            path.display(),
+            data_dir.display()
+        )
+    })?;
+    cp.create_user(
+        &system,
+        user(
+            "demo",
+            &credentials.demo_password,
+            Role::AppOwner,
+            &["engineering"],
+        ),
+    )
+    .await
+    .context("creating the demo user")?;
     let token = |name: &str, scope: Scope| NewToken {
         name: name.into(),
         scopes: vec![scope],
@@ -112,8 +144,12 @@ async fn bootstrap(cp: &ControlPlane, data_dir: &Path) -> anyhow::Result<Credent
         teams: Vec::new(),
         expires_at: None,
     };
-    let api = cp.create_token(&system, token("paved up: admin API", Scope::Admin)).await?;
-    let gateway = cp.create_token(&system, token("paved up: gateway", Scope::Gateway)).await?;
+    let api = cp
+        .create_token(&system, token("paved up: admin API", Scope::Admin))
+        .await?;
+    let gateway = cp
+        .create_token(&system, token("paved up: gateway", Scope::Gateway))
+        .await?;
     let credentials = Credentials {
         api_token: api.secret,
         gateway_token: gateway.secret,
@@ -125,13 +161,23 @@ async fn bootstrap(cp: &ControlPlane, data_dir: &Path) -> anyhow::Result<Credent
 
 /// Brings everything up and serves until Ctrl-C.
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let public_url = format!("http://{}", args.control_plane);
 
-    eprintln!("paved up: starting the control plane (SQLite at {}/paved.db)", data_dir.display());
-    let mut config = ControlPlaneConfig::new(format!("sqlite://{}/paved.db?mode=rwc", data_dir.display()), public_url.clone());
+    eprintln!(
+        "paved up: starting the control plane (SQLite at {}/paved.db)",
+        data_dir.display()
+    );
+    let mut config = ControlPlaneConfig::new(
+        format!("sqlite://{}/paved.db?mode=rwc", data_dir.display()),
+        public_url.clone(),
+    );
     config.development = true;
     config.oidc.key_file = Some(data_dir.join("oidc-key.pem"));
     config.compile.listeners = vec![Listener {
@@ -142,24 +188,40 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     config.compile.admin.address = args.admin;
     config.compile.identity.endpoints = vec![args.control_plane.to_string().as_str().into()];
     let (cp, credentials) = runtime.block_on(async {
-        let cp = ControlPlane::start(config).await.context("starting the control plane")?;
+        let cp = ControlPlane::start(config)
+            .await
+            .context("starting the control plane")?;
         let credentials = bootstrap(&cp, &data_dir).await?;
         anyhow::Ok((cp, credentials))
     })?;
 
-    eprintln!("paved up: starting the demo upstream on {}", args.demo_upstream);
+    eprintln!(
+        "paved up: starting the demo upstream on {}",
+        args.demo_upstream
+    );
     runtime.block_on(crate::demo::serve(args.demo_upstream))?;
     eprintln!("paved up: onboarding the demo app (examples/demo/paved.yaml)");
     let applied = runtime
-        .block_on(cp.apply_intent(&Principal::system(), DEMO_INTENT, "examples/demo/paved.yaml"))
+        .block_on(cp.apply_intent(
+            &Principal::system(),
+            DEMO_INTENT,
+            "examples/demo/paved.yaml",
+        ))
         .context("applying the demo intent")?;
 
     let (stop_cp, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(crate::control_plane_cmd::serve(cp, args.control_plane, async {
-        let _ = stopped.await;
-    }));
+    let server = runtime.spawn(crate::control_plane_cmd::serve(
+        cp,
+        args.control_plane,
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
-    eprintln!("paved up: starting the gateway on {} (it fetches its configuration from the control plane)", args.listen);
+    eprintln!(
+        "paved up: starting the gateway on {} (it fetches its configuration from the control plane)",
+        args.listen
+    );
     let client = ControlPlaneClient {
         address: args.control_plane.to_string(),
         gateway_id: "paved-up".into(),
@@ -167,7 +229,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         state_dir: data_dir.join("gateway"),
     };
     let snapshot = runtime.block_on(async {
-        tokio::time::timeout(std::time::Duration::from_secs(30), distribution::initial_snapshot(&client)).await
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            distribution::initial_snapshot(&client),
+        )
+        .await
     });
     let Ok(snapshot) = snapshot else {
         bail!("the gateway got no configuration from the control plane within 30 s");
@@ -183,8 +249,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             keep: 5,
         }),
     };
-    let gateway = Arc::new(Gateway::new(snapshot, options).context("loading the gateway configuration")?);
-    gateway.background().spawn(distribution::watch(gateway.clone(), client));
+    let gateway =
+        Arc::new(Gateway::new(snapshot, options).context("loading the gateway configuration")?);
+    gateway
+        .background()
+        .spawn(distribution::watch(gateway.clone(), client));
 
     let port = args.listen.port();
     println!(

@@ -16,10 +16,10 @@ fn main() {
     let plugins_dir = manifest_dir.join("../../plugins");
     // Only the listed crates: a plugin being written elsewhere in the workspace does not
     // break the host build.
-    let build = PLUGINS
-        .iter()
-        .chain(TEST_PLUGINS)
-        .fold(GuestBuild::new(&plugins_dir, "wasm32-wasip1"), |build, name| build.package(name));
+    let build = PLUGINS.iter().chain(TEST_PLUGINS).fold(
+        GuestBuild::new(&plugins_dir, "wasm32-wasip1"),
+        |build, name| build.package(name),
+    );
     let artifacts = build
         // Debian's wasi-libc keeps libc.a here.
         .rustflag("-L")

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -58,7 +58,7 @@ fn chain_route() -> (String, Vec<&'static str>) {
     (route, available.iter().map(|(name, _)| *name).collect())
 }
 
-fn start_nginx(upstream: SocketAddr, dir: &PathBuf) -> anyhow::Result<(Child, u16)> {
+fn start_nginx(upstream: SocketAddr, dir: &Path) -> anyhow::Result<(Child, u16)> {
     let port = free_port();
     std::fs::create_dir_all(dir.join("logs"))?;
     let conf = format!(
@@ -86,8 +86,14 @@ fn median(mut values: Vec<LoadResult>) -> LoadResult {
 }
 
 fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
-    let rounds: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let rounds: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let shape = LoadShape {
         connections: 32,
         threads: 1,
@@ -103,16 +109,28 @@ fn main() -> anyhow::Result<()> {
     // One worker thread: the machine has two cores, and wrk needs the other.
     let gateway = start_gateway_with_threads(&config, upstream, 1);
     let mut targets = vec![
-        ("(a) gateway, no filter".to_owned(), format!("http://{}/none", gateway.addr)),
-        ("(b) gateway, no-op SDK plugin".to_owned(), format!("http://{}/noop", gateway.addr)),
+        (
+            "(a) gateway, no filter".to_owned(),
+            format!("http://{}/none", gateway.addr),
+        ),
+        (
+            "(b) gateway, no-op SDK plugin".to_owned(),
+            format!("http://{}/noop", gateway.addr),
+        ),
     ];
     if !chain_names.is_empty() {
-        targets.push((format!("(c) gateway, chain: {}", chain_names.join(" → ")), format!("http://{}/chain", gateway.addr)));
+        targets.push((
+            format!("(c) gateway, chain: {}", chain_names.join(" → ")),
+            format!("http://{}/chain", gateway.addr),
+        ));
     }
     let dir = std::env::temp_dir().join(format!("paved-bench-nginx-{}", std::process::id()));
     let nginx = match start_nginx(upstream, &dir) {
         Ok((nginx, port)) => {
-            targets.push(("nginx, 1 worker (reference)".to_owned(), format!("http://127.0.0.1:{port}/")));
+            targets.push((
+                "nginx, 1 worker (reference)".to_owned(),
+                format!("http://127.0.0.1:{port}/"),
+            ));
             Some(nginx)
         }
         Err(error) => {
@@ -142,7 +160,9 @@ fn main() -> anyhow::Result<()> {
 
     let medians: Vec<LoadResult> = results.into_iter().map(median).collect();
     let baseline = medians[0];
-    let mut table = String::from("| run | requests/s | p50 | p99 | throughput vs (a) | p99 vs (a) | errors |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    let mut table = String::from(
+        "| run | requests/s | p50 | p99 | throughput vs (a) | p99 vs (a) | errors |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
     for ((label, _), result) in targets.iter().zip(&medians) {
         let _ = writeln!(
             table,
@@ -156,6 +176,8 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!("{table}");
-    println!("{rounds} alternating rounds of {seconds} s per target after a 1 s warm-up, 32 connections, wrk with 1 thread, gateway with 1 worker thread; medians by throughput.");
+    println!(
+        "{rounds} alternating rounds of {seconds} s per target after a 1 s warm-up, 32 connections, wrk with 1 thread, gateway with 1 worker thread; medians by throughput."
+    );
     Ok(())
 }

@@ -51,8 +51,11 @@ pub const MAX_GROUP_BYTES: usize = 256;
 /// Largest single claim value exposed in [`props::CLAIMS`] (bigger ones are left out).
 pub const MAX_CLAIM_BYTES: usize = 512;
 
-/// Claims that only matter to the token itself, never exposed as identity.
-const PLUMBING: [&str; 13] = [
+/// Claims that only matter to the token itself, never exposed as identity (`iss` and `sub`
+/// have properties of their own).
+const PLUMBING: [&str; 15] = [
+    "iss",
+    "sub",
     "aud",
     "exp",
     "iat",

@@ -25,6 +25,9 @@ pub struct Provider {
     pub metadata: ProviderMetadata,
     /// Signing keys.
     pub keys: KeySet,
+    /// Changes whenever the documents are replaced: what was verified with an older
+    /// generation's keys is verified again.
+    pub generation: u64,
 }
 
 /// A document to fetch.
@@ -92,6 +95,7 @@ pub struct ProviderCache {
     failures: u32,
     key_refresh_wanted: bool,
     last_key_refresh: Option<u64>,
+    generation: u64,
 }
 
 /// The documents of a loaded provider, as shared between plugin instances.
@@ -129,6 +133,7 @@ impl ProviderCache {
             failures: 0,
             key_refresh_wanted: false,
             last_key_refresh: None,
+            generation: 0,
         }
     }
 
@@ -255,9 +260,11 @@ impl ProviderCache {
                         _ => return Err(FetchError::NoResponse),
                     },
                 };
+                self.generation += 1;
                 self.current = Some(Provider {
                     metadata,
                     keys: parsed.keys,
+                    generation: self.generation,
                 });
                 self.raw = Some((discovery_raw, jwks_raw));
                 self.fetched_at = now;
@@ -326,9 +333,11 @@ impl ProviderCache {
         let Ok(parsed) = KeySet::parse(snapshot.jwks.as_bytes()) else {
             return false;
         };
+        self.generation += 1;
         self.current = Some(Provider {
             metadata,
             keys: parsed.keys,
+            generation: self.generation,
         });
         self.raw = Some((snapshot.discovery.clone(), snapshot.jwks.clone()));
         self.fetched_at = snapshot.fetched_at;

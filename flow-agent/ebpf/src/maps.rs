@@ -13,9 +13,16 @@ const MAX_OPEN_FLOWS: u32 = 65_536;
 /// Room for 8192 records (+8 bytes of header each) between two user-space polls.
 pub const RECORD_RING_BYTES: u32 = 8192 * 256;
 
+/// `BPF_F_NO_COMMON_LRU`: one LRU list per CPU instead of one behind a global lock.
+/// Every open inserts and every close deletes, so the LRU's bookkeeping is on the hot
+/// path; per-CPU lists make it cheaper (each CPU evicts from its own share of the
+/// entries, which only matters when the map is full).
+const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
+
 /// Open connections by socket address.
 #[map(name = "OPEN_FLOWS")]
-pub static OPEN_FLOWS: LruHashMap<u64, OpenFlow> = LruHashMap::with_max_entries(MAX_OPEN_FLOWS, 0);
+pub static OPEN_FLOWS: LruHashMap<u64, OpenFlow> =
+    LruHashMap::with_max_entries(MAX_OPEN_FLOWS, BPF_F_NO_COMMON_LRU);
 
 /// Closed-flow and interim records for user space (`names::RECORDS_MAP`).
 #[map(name = "FLOW_RECORDS")]

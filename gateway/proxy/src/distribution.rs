@@ -326,15 +326,9 @@ pub async fn watch(gateway: Arc<Gateway>, control_plane: ControlPlane) {
 }
 
 /// Exponential backoff with jitter, from 200 ms to 30 s.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Backoff {
     attempt: u32,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { attempt: 0 }
-    }
 }
 
 impl Backoff {

@@ -129,8 +129,7 @@ routes:
 
     let broken = changed.replace("cluster: app}", "cluster: missing}");
     let error = paved_model::snapshot::Snapshot::from_yaml_str(&broken, "broken.yaml")
-        .err()
-        .expect("a route to a missing cluster is invalid");
+        .expect_err("a route to a missing cluster is invalid");
     assert!(error.to_string().contains("routes[0].cluster"), "{error}");
     // A snapshot that parses but whose plugin cannot load is rejected by the gateway.
     let bad_plugin = changed.replace(

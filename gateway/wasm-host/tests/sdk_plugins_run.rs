@@ -66,7 +66,10 @@ async fn modules_that_are_not_proxy_wasm_are_rejected_at_load() {
         PluginSpec::new("garbage", &b"not wasm"[..], Vec::new()),
         http.clone(),
     );
-    let message = garbage.err().expect("garbage is rejected").to_string();
+    let message = garbage
+        .err()
+        .map(|e| e.to_string())
+        .expect("garbage is rejected");
     assert!(
         message.contains("plugin garbage: compiling the module failed"),
         "{message}"
@@ -75,7 +78,10 @@ async fn modules_that_are_not_proxy_wasm_are_rejected_at_load() {
     // A valid module without the ABI version marker.
     let empty_module: &[u8] = b"\0asm\x01\0\0\0";
     let no_abi = runtime.load(PluginSpec::new("bare", empty_module, Vec::new()), http);
-    let message = no_abi.err().expect("a bare module is rejected").to_string();
+    let message = no_abi
+        .err()
+        .map(|e| e.to_string())
+        .expect("a bare module is rejected");
     assert!(
         message.contains("not a Proxy-Wasm ABI v0.2.x module"),
         "{message}"

@@ -10,7 +10,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::MetricType;
 
 use crate::queue::Queue;
-use crate::record::{Record, redact_path};
+use crate::record::{redact_path, Record};
 use crate::time::rfc3339_millis;
 
 /// Filters whose decisions are read (`paved.decision.<name>`), besides those listed in the
@@ -72,24 +72,42 @@ impl AccesslogFilter {
             app: self.config.app.clone(),
             route: self.config.route.clone(),
             route_name: self.text(&["route_name"]).unwrap_or_default(),
-            method: self.text(&["request", "method"]).or_else(|| header(":method")).unwrap_or_default(),
-            host: self.text(&["request", "host"]).or_else(|| header(":authority")).unwrap_or_default(),
-            path: redact_path(&self.text(&["request", "path"]).or_else(|| header(":path")).unwrap_or_default()),
+            method: self
+                .text(&["request", "method"])
+                .or_else(|| header(":method"))
+                .unwrap_or_default(),
+            host: self
+                .text(&["request", "host"])
+                .or_else(|| header(":authority"))
+                .unwrap_or_default(),
+            path: redact_path(
+                &self
+                    .text(&["request", "path"])
+                    .or_else(|| header(":path"))
+                    .unwrap_or_default(),
+            ),
             status: self.int(&["response", "code"]).unwrap_or(0),
             latency_ms: now_ns.saturating_sub(start_ns) as f64 / 1e6,
             bytes_in: header("content-length").and_then(|v| v.trim().parse().ok()),
-            bytes_out: self.get_http_response_header("content-length").and_then(|v| v.trim().parse().ok()),
+            bytes_out: self
+                .get_http_response_header("content-length")
+                .and_then(|v| v.trim().parse().ok()),
             client_ip: paved_client_ip(&source),
             identity: self.text(&["paved", "identity", "subject"]),
             ..Record::default()
         };
         for name in &self.config.request_headers {
             if let Some(value) = header(&name.to_ascii_lowercase()) {
-                record.headers.insert(name.to_ascii_lowercase(), value.into());
+                record
+                    .headers
+                    .insert(name.to_ascii_lowercase(), value.into());
             }
         }
         let listed = self.text(&["paved", "decisions"]).unwrap_or_default();
-        let filters = KNOWN_FILTERS.iter().copied().chain(listed.split(',').map(str::trim).filter(|f| !f.is_empty()));
+        let filters = KNOWN_FILTERS
+            .iter()
+            .copied()
+            .chain(listed.split(',').map(str::trim).filter(|f| !f.is_empty()));
         for filter in filters {
             if let Some(decision) = self.text(&["paved", "decision", filter]) {
                 record.add_property(&format!("paved.decision.{filter}"), &decision);
@@ -111,7 +129,9 @@ fn paved_client_ip(source: &str) -> String {
         return rest.split(']').next().unwrap_or(rest).to_string();
     }
     match source.rsplit_once(':') {
-        Some((ip, port)) if !ip.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => ip.to_string(),
+        Some((ip, port)) if !ip.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            ip.to_string()
+        }
         _ => source.to_string(),
     }
 }
@@ -122,7 +142,10 @@ impl HttpContext for AccesslogFilter {
     fn on_log(&mut self) {
         let record = self.record();
         if !self.queue.push(self, &record.to_json()) {
-            warn!("accesslog: record of request {} dropped (queue unavailable or full)", record.request_id);
+            warn!(
+                "accesslog: record of request {} dropped (queue unavailable or full)",
+                record.request_id
+            );
             if let Ok(id) = hostcalls::define_metric(MetricType::Counter, DROPPED_METRIC) {
                 let _ = hostcalls::increment_metric(id, 1);
             }

@@ -34,7 +34,9 @@ impl Context for AccesslogRoot {}
 
 impl RootContext for AccesslogRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = self.get_plugin_configuration().filter(|b| !b.iter().all(u8::is_ascii_whitespace));
+        let bytes = self
+            .get_plugin_configuration()
+            .filter(|b| !b.iter().all(u8::is_ascii_whitespace));
         let config = match bytes {
             None => AccesslogConfig::default(),
             Some(b) => match serde_json::from_slice(&b) {
@@ -55,6 +57,9 @@ impl RootContext for AccesslogRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(filter::AccesslogFilter::new(self.config.clone(), self.queue.clone())))
+        Some(Box::new(filter::AccesslogFilter::new(
+            self.config.clone(),
+            self.queue.clone(),
+        )))
     }
 }

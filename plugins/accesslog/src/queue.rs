@@ -48,7 +48,9 @@ impl Queue {
 
     /// Enqueues a record; false when it was dropped (no queue, or the queue is full).
     pub fn push(&self, ctx: &dyn Context, record: &[u8]) -> bool {
-        let Some(id) = self.resolve(ctx) else { return false };
+        let Some(id) = self.resolve(ctx) else {
+            return false;
+        };
         ctx.enqueue_shared_queue(id, Some(record)).is_ok()
     }
 }

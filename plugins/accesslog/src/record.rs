@@ -7,9 +7,27 @@ use serde_json::{Map, Value};
 /// Query parameters whose values are replaced by `REDACTED`: names that are, contain, or
 /// end with one of these (case-insensitive).
 pub const SECRET_PARAMETERS: &[&str] = &[
-    "token", "password", "passwd", "pwd", "secret", "key", "code", "session", "sid", "auth",
-    "signature", "sig", "credential", "jwt", "assertion", "otp", "pin", "ticket", "nonce",
-    "state", "cookie",
+    "token",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "key",
+    "code",
+    "session",
+    "sid",
+    "auth",
+    "signature",
+    "sig",
+    "credential",
+    "jwt",
+    "assertion",
+    "otp",
+    "pin",
+    "ticket",
+    "nonce",
+    "state",
+    "cookie",
 ];
 
 /// What the filter read about a request.
@@ -67,12 +85,17 @@ impl Record {
     /// Adds a `paved.*` property: `paved.decision.<filter>` to `decisions`,
     /// `paved.<filter>.<field>` to `details`. Numbers stay numbers.
     pub fn add_property(&mut self, name: &str, value: &str) {
-        let Some(rest) = name.strip_prefix("paved.") else { return };
+        let Some(rest) = name.strip_prefix("paved.") else {
+            return;
+        };
         if let Some(filter) = rest.strip_prefix("decision.") {
-            self.decisions.insert(filter.to_string(), Value::String(value.to_string()));
+            self.decisions
+                .insert(filter.to_string(), Value::String(value.to_string()));
             return;
         }
-        let Some((filter, field)) = rest.split_once('.') else { return };
+        let Some((filter, field)) = rest.split_once('.') else {
+            return;
+        };
         let value = value
             .parse::<i64>()
             .map(Value::from)
@@ -106,7 +129,9 @@ pub fn redact_path(path: &str) -> String {
     let params: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if is_secret_parameter(&percent_decode(name)) => format!("{name}=REDACTED"),
+            Some((name, _)) if is_secret_parameter(&percent_decode(name)) => {
+                format!("{name}=REDACTED")
+            }
             _ => pair.to_string(),
         })
         .collect();
@@ -151,9 +176,15 @@ mod tests {
             redact_path("/cb?code=abc&state=xyz&page=2&access_token=t0k&apiKey=k&q=token"),
             "/cb?code=REDACTED&state=REDACTED&page=2&access_token=REDACTED&apiKey=REDACTED&q=token"
         );
-        assert_eq!(redact_path("/reset?%74oken=s3cret#frag"), "/reset?%74oken=REDACTED");
+        assert_eq!(
+            redact_path("/reset?%74oken=s3cret#frag"),
+            "/reset?%74oken=REDACTED"
+        );
         assert_eq!(redact_path("/plain/path"), "/plain/path");
-        assert_eq!(redact_path("/x?session_id=1&sort=asc"), "/x?session_id=REDACTED&sort=asc");
+        assert_eq!(
+            redact_path("/x?session_id=1&sort=asc"),
+            "/x?session_id=REDACTED&sort=asc"
+        );
     }
 
     #[test]

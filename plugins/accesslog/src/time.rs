@@ -36,7 +36,13 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339_utc_with_milliseconds() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(1_717_245_296_789_000_000), "2024-06-01T12:34:56.789Z");
-        assert_eq!(rfc3339_millis(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            rfc3339_millis(1_717_245_296_789_000_000),
+            "2024-06-01T12:34:56.789Z"
+        );
+        assert_eq!(
+            rfc3339_millis(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 }

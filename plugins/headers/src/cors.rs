@@ -46,9 +46,14 @@ impl Cors {
                 Origin::Any
             } else if let Some((scheme, rest)) = o.split_once("://*.") {
                 if rest.is_empty() || rest.contains('*') {
-                    return Err(format!("cors.allowed_origins[{i}]: invalid wildcard origin {o:?}"));
+                    return Err(format!(
+                        "cors.allowed_origins[{i}]: invalid wildcard origin {o:?}"
+                    ));
                 }
-                Origin::Subdomain { scheme: scheme.to_string(), suffix: rest.to_string() }
+                Origin::Subdomain {
+                    scheme: scheme.to_string(),
+                    suffix: rest.to_string(),
+                }
             } else if o.contains("://") && !o.contains('*') && o != "null" {
                 Origin::Exact(o)
             } else {
@@ -58,9 +63,21 @@ impl Cors {
         }
         Ok(Cors {
             origins,
-            methods: config.allowed_methods.iter().map(|m| m.trim().to_ascii_uppercase()).collect(),
-            headers: config.allowed_headers.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),
-            exposed: config.exposed_headers.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),
+            methods: config
+                .allowed_methods
+                .iter()
+                .map(|m| m.trim().to_ascii_uppercase())
+                .collect(),
+            headers: config
+                .allowed_headers
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
+            exposed: config
+                .exposed_headers
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
             credentials: config.allow_credentials,
             max_age_secs: config.max_age_secs,
         })
@@ -78,7 +95,10 @@ impl Cors {
                 .and_then(|host| host.strip_suffix(suffix.as_str()))
                 .and_then(|label| label.strip_suffix('.'))
                 .is_some_and(|label| {
-                    !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 }),
         })
     }
@@ -108,16 +128,34 @@ impl Cors {
             return Preflight::Refuse;
         }
         let mut out = vec![
-            ("access-control-allow-origin".to_string(), self.allow_origin(origin)),
-            ("access-control-allow-methods".to_string(), self.methods.join(", ")),
-            ("access-control-max-age".to_string(), self.max_age_secs.to_string()),
-            ("vary".to_string(), "Origin, Access-Control-Request-Method, Access-Control-Request-Headers".to_string()),
+            (
+                "access-control-allow-origin".to_string(),
+                self.allow_origin(origin),
+            ),
+            (
+                "access-control-allow-methods".to_string(),
+                self.methods.join(", "),
+            ),
+            (
+                "access-control-max-age".to_string(),
+                self.max_age_secs.to_string(),
+            ),
+            (
+                "vary".to_string(),
+                "Origin, Access-Control-Request-Method, Access-Control-Request-Headers".to_string(),
+            ),
         ];
         if !self.headers.is_empty() {
-            out.push(("access-control-allow-headers".to_string(), self.headers.join(", ")));
+            out.push((
+                "access-control-allow-headers".to_string(),
+                self.headers.join(", "),
+            ));
         }
         if self.credentials {
-            out.push(("access-control-allow-credentials".to_string(), "true".to_string()));
+            out.push((
+                "access-control-allow-credentials".to_string(),
+                "true".to_string(),
+            ));
         }
         Preflight::Allow(out)
     }
@@ -127,12 +165,21 @@ impl Cors {
         if !self.allows(origin) {
             return None;
         }
-        let mut out = vec![("access-control-allow-origin".to_string(), self.allow_origin(origin))];
+        let mut out = vec![(
+            "access-control-allow-origin".to_string(),
+            self.allow_origin(origin),
+        )];
         if self.credentials {
-            out.push(("access-control-allow-credentials".to_string(), "true".to_string()));
+            out.push((
+                "access-control-allow-credentials".to_string(),
+                "true".to_string(),
+            ));
         }
         if !self.exposed.is_empty() {
-            out.push(("access-control-expose-headers".to_string(), self.exposed.join(", ")));
+            out.push((
+                "access-control-expose-headers".to_string(),
+                self.exposed.join(", "),
+            ));
         }
         Some(out)
     }
@@ -170,24 +217,43 @@ mod tests {
     #[test]
     fn preflights_check_origin_method_and_headers() {
         let c = cors(&["https://app.example.com"], true).unwrap();
-        match c.preflight("https://app.example.com", "post", "Content-Type, Authorization") {
+        match c.preflight(
+            "https://app.example.com",
+            "post",
+            "Content-Type, Authorization",
+        ) {
             Preflight::Allow(h) => {
-                assert!(h.contains(&("access-control-allow-origin".into(), "https://app.example.com".into())));
+                assert!(h.contains(&(
+                    "access-control-allow-origin".into(),
+                    "https://app.example.com".into()
+                )));
                 assert!(h.contains(&("access-control-allow-credentials".into(), "true".into())));
                 assert!(h.iter().any(|(n, v)| n == "vary" && v.contains("Origin")));
             }
             Preflight::Refuse => panic!("refused"),
         }
-        assert_eq!(c.preflight("https://evil.example", "POST", ""), Preflight::Refuse);
-        assert_eq!(c.preflight("https://app.example.com", "DELETE", ""), Preflight::Refuse);
-        assert_eq!(c.preflight("https://app.example.com", "POST", "x-secret"), Preflight::Refuse);
+        assert_eq!(
+            c.preflight("https://evil.example", "POST", ""),
+            Preflight::Refuse
+        );
+        assert_eq!(
+            c.preflight("https://app.example.com", "DELETE", ""),
+            Preflight::Refuse
+        );
+        assert_eq!(
+            c.preflight("https://app.example.com", "POST", "x-secret"),
+            Preflight::Refuse
+        );
     }
 
     #[test]
     fn any_origin_is_star_and_never_with_credentials() {
         assert!(cors(&["*"], true).is_err());
         let c = cors(&["*"], false).unwrap();
-        assert_eq!(c.response_headers("https://x.example"), Some(vec![("access-control-allow-origin".into(), "*".into())]));
+        assert_eq!(
+            c.response_headers("https://x.example"),
+            Some(vec![("access-control-allow-origin".into(), "*".into())])
+        );
         assert!(!c.varies_by_origin());
         assert!(cors(&["app.example.com"], false).is_err());
     }

@@ -18,7 +18,10 @@ pub struct HeadersFilter {
 impl HeadersFilter {
     /// A context for one request.
     pub fn new(policy: Rc<Policy>) -> HeadersFilter {
-        HeadersFilter { policy, origin: None }
+        HeadersFilter {
+            policy,
+            origin: None,
+        }
     }
 
     fn apply_policy(&self) {
@@ -36,7 +39,9 @@ impl HeadersFilter {
     }
 
     fn apply_cors(&self) {
-        let Some(cors) = &self.policy.cors else { return };
+        let Some(cors) = &self.policy.cors else {
+            return;
+        };
         // The gateway owns CORS for this route: an upstream's own answer is dropped so a
         // permissive upstream cannot widen the policy.
         for name in [
@@ -46,7 +51,11 @@ impl HeadersFilter {
         ] {
             self.remove_http_response_header(name);
         }
-        if let Some(headers) = self.origin.as_deref().and_then(|o| cors.response_headers(o)) {
+        if let Some(headers) = self
+            .origin
+            .as_deref()
+            .and_then(|o| cors.response_headers(o))
+        {
             for (name, value) in headers {
                 self.set_http_response_header(&name, Some(&value));
             }
@@ -62,7 +71,9 @@ impl Context for HeadersFilter {}
 impl HttpContext for HeadersFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let policy = self.policy.clone();
-        let Some(cors) = policy.cors.as_ref() else { return Action::Continue };
+        let Some(cors) = policy.cors.as_ref() else {
+            return Action::Continue;
+        };
         self.origin = self.get_http_request_header("origin");
         let method = self.get_http_request_header(":method").unwrap_or_default();
         let requested_method = self.get_http_request_header("access-control-request-method");
@@ -72,19 +83,31 @@ impl HttpContext for HeadersFilter {
         if !method.eq_ignore_ascii_case("OPTIONS") {
             return Action::Continue;
         }
-        let requested_headers = self.get_http_request_header("access-control-request-headers").unwrap_or_default();
+        let requested_headers = self
+            .get_http_request_header("access-control-request-headers")
+            .unwrap_or_default();
         let mut headers = match cors.preflight(&origin, &requested_method, &requested_headers) {
             Preflight::Allow(headers) => headers,
             Preflight::Refuse => {
                 self.set_property(vec!["paved", "decision", "cors"], Some(b"deny"));
-                self.send_http_response(403, vec![("vary", "Origin"), ("content-type", "text/plain; charset=utf-8")], Some(b"CORS preflight refused.\n"));
+                self.send_http_response(
+                    403,
+                    vec![
+                        ("vary", "Origin"),
+                        ("content-type", "text/plain; charset=utf-8"),
+                    ],
+                    Some(b"CORS preflight refused.\n"),
+                );
                 return Action::Pause;
             }
         };
         self.set_property(vec!["paved", "decision", "cors"], Some(b"preflight"));
         headers.extend(self.policy.set.iter().cloned());
         headers.extend(self.policy.defaults.iter().cloned());
-        let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         self.send_http_response(204, pairs, None);
         Action::Pause
     }

@@ -50,7 +50,10 @@ impl RootContext for HeadersRoot {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Without a valid configuration the secure defaults still apply.
-        let policy = self.policy.clone().unwrap_or_else(|| Rc::new(Policy::secure_defaults()));
+        let policy = self
+            .policy
+            .clone()
+            .unwrap_or_else(|| Rc::new(Policy::secure_defaults()));
         Some(Box::new(filter::HeadersFilter::new(policy)))
     }
 }

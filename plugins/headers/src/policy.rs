@@ -21,7 +21,12 @@ pub const SECURE_DEFAULTS: [(&str, &str); 8] = [
 ];
 
 /// Banners removed by default: they tell attackers which software and version to target.
-pub const DEFAULT_REMOVALS: [&str; 4] = ["server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version"];
+pub const DEFAULT_REMOVALS: [&str; 4] = [
+    "server",
+    "x-powered-by",
+    "x-aspnet-version",
+    "x-aspnetmvc-version",
+];
 
 /// The route's header policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +56,8 @@ impl Policy {
     pub fn from_json(bytes: Option<&[u8]>) -> Result<Policy, String> {
         let config: HeadersConfig = match bytes.filter(|b| !b.iter().all(u8::is_ascii_whitespace)) {
             None => HeadersConfig::default(),
-            Some(b) => serde_json::from_slice(b).map_err(|e| format!("configuration is not valid JSON for headers: {e}"))?,
+            Some(b) => serde_json::from_slice(b)
+                .map_err(|e| format!("configuration is not valid JSON for headers: {e}"))?,
         };
         Policy::from_config(&config)
     }
@@ -61,17 +67,28 @@ impl Policy {
         let mut set = Vec::new();
         for (i, entry) in config.set.iter().enumerate() {
             let name = entry.name.trim().to_ascii_lowercase();
-            if !valid_name(&name) || entry.value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            if !valid_name(&name)
+                || entry
+                    .value
+                    .bytes()
+                    .any(|b| b == b'\r' || b == b'\n' || b == 0)
+            {
                 return Err(format!("set[{i}]: invalid header {:?}", entry.name));
             }
             set.push((name, entry.value.clone()));
         }
-        let mut remove: Vec<String> = config.remove.iter().map(|r| r.trim().to_ascii_lowercase()).collect();
+        let mut remove: Vec<String> = config
+            .remove
+            .iter()
+            .map(|r| r.trim().to_ascii_lowercase())
+            .collect();
         let mut defaults = Vec::new();
         if config.secure_defaults {
             defaults = SECURE_DEFAULTS
                 .iter()
-                .filter(|(name, _)| !set.iter().any(|(n, _)| n == name) && !remove.iter().any(|r| r == name))
+                .filter(|(name, _)| {
+                    !set.iter().any(|(n, _)| n == name) && !remove.iter().any(|r| r == name)
+                })
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect();
             remove.extend(DEFAULT_REMOVALS.iter().map(|r| r.to_string()));
@@ -81,13 +98,20 @@ impl Policy {
         // A header both set and removed is set: the explicit value wins.
         remove.retain(|r| !set.iter().any(|(n, _)| n == r));
         let cors = config.cors.as_ref().map(Cors::new).transpose()?;
-        Ok(Policy { set, defaults, remove, cors })
+        Ok(Policy {
+            set,
+            defaults,
+            remove,
+            cors,
+        })
     }
 }
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -99,23 +123,42 @@ mod tests {
     fn an_empty_configuration_gets_every_secure_default_and_removes_banners() {
         let p = Policy::from_json(None).unwrap();
         assert_eq!(p.defaults.len(), SECURE_DEFAULTS.len());
-        assert!(p.remove.contains(&"server".to_string()) && p.remove.contains(&"x-powered-by".to_string()));
+        assert!(
+            p.remove.contains(&"server".to_string())
+                && p.remove.contains(&"x-powered-by".to_string())
+        );
     }
 
     #[test]
     fn explicit_headers_override_defaults() {
         let config = HeadersConfig {
-            set: vec![HeaderEntry { name: "Content-Security-Policy".into(), value: "default-src 'none'".into() }],
+            set: vec![HeaderEntry {
+                name: "Content-Security-Policy".into(),
+                value: "default-src 'none'".into(),
+            }],
             ..HeadersConfig::default()
         };
         let p = Policy::from_config(&config).unwrap();
-        assert_eq!(p.set, vec![("content-security-policy".into(), "default-src 'none'".into())]);
-        assert!(!p.defaults.iter().any(|(n, _)| n == "content-security-policy"));
+        assert_eq!(
+            p.set,
+            vec![(
+                "content-security-policy".into(),
+                "default-src 'none'".into()
+            )]
+        );
+        assert!(!p
+            .defaults
+            .iter()
+            .any(|(n, _)| n == "content-security-policy"));
     }
 
     #[test]
     fn compiled_configurations_without_defaults_are_taken_as_written() {
-        let config = HeadersConfig { secure_defaults: false, remove: vec!["server".into()], ..HeadersConfig::default() };
+        let config = HeadersConfig {
+            secure_defaults: false,
+            remove: vec!["server".into()],
+            ..HeadersConfig::default()
+        };
         let p = Policy::from_config(&config).unwrap();
         assert!(p.defaults.is_empty());
         assert_eq!(p.remove, vec!["server".to_string()]);
@@ -124,7 +167,10 @@ mod tests {
     #[test]
     fn header_injection_in_values_is_refused() {
         let config = HeadersConfig {
-            set: vec![HeaderEntry { name: "x-a".into(), value: "1\r\nset-cookie: x".into() }],
+            set: vec![HeaderEntry {
+                name: "x-a".into(),
+                value: "1\r\nset-cookie: x".into(),
+            }],
             ..HeadersConfig::default()
         };
         assert!(Policy::from_config(&config).is_err());

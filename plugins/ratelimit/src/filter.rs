@@ -9,7 +9,7 @@ use paved_model::plugin_config::RateLimitBackend;
 use paved_ratelimit_engine::cluster::{self, CallAnswer, CallRequest};
 use paved_ratelimit_engine::headers::ceil_seconds;
 use paved_ratelimit_engine::key::client_ip;
-use paved_ratelimit_engine::{Quota, concurrency};
+use paved_ratelimit_engine::{concurrency, Quota};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
@@ -79,21 +79,32 @@ impl RatelimitFilter {
     }
 
     fn record(&self, decision: &str, rule: &str) {
-        self.set_property(vec!["paved", "decision", "ratelimit"], Some(decision.as_bytes()));
+        self.set_property(
+            vec!["paved", "decision", "ratelimit"],
+            Some(decision.as_bytes()),
+        );
         self.set_property(vec!["paved", "ratelimit", "rule"], Some(rule.as_bytes()));
-        self.set_property(vec!["paved", "ratelimit", "backend"], Some(self.backend.as_bytes()));
+        self.set_property(
+            vec!["paved", "ratelimit", "backend"],
+            Some(self.backend.as_bytes()),
+        );
     }
 
     /// Checks rule `index` against the local counters.
     fn check_locally(&mut self, index: usize, key: &str, now_ns: u64) {
         let policy = self.policy.clone();
-        let Some(rule) = policy.rules.get(index) else { return };
+        let Some(rule) = policy.rules.get(index) else {
+            return;
+        };
         match paved_ratelimit_engine::check(&HostStore, &rule.table, &rule.limit, key, now_ns) {
             Ok(updated) => {
                 if updated.overflow {
                     Counter::Overflow.increment();
                 }
-                self.quotas.push((rule.name.clone(), Quota::from_outcome(rule.limit.burst(), &updated.value)));
+                self.quotas.push((
+                    rule.name.clone(),
+                    Quota::from_outcome(rule.limit.burst(), &updated.value),
+                ));
             }
             Err(e) => {
                 // Counting failed (shared data full or contended): let the request through
@@ -108,7 +119,9 @@ impl RatelimitFilter {
     /// the call cannot be made.
     fn check_in_cluster(&mut self, index: usize, key: String, now_ns: u64) {
         let policy = self.policy.clone();
-        let Some(rule) = policy.rules.get(index) else { return };
+        let Some(rule) = policy.rules.get(index) else {
+            return;
+        };
         let body = CallRequest {
             key: key.clone(),
             rate_per_second: rule.limit.rate_per_second(),
@@ -122,10 +135,23 @@ impl RatelimitFilter {
             (":authority", cluster::AUTHORITY),
             ("content-type", "application/json"),
         ];
-        match self.dispatch_http_call(&policy.cluster, headers, Some(&body), vec![], policy.cluster_timeout) {
-            Ok(token) => self.pending.push(Pending { token, rule: index, key }),
+        match self.dispatch_http_call(
+            &policy.cluster,
+            headers,
+            Some(&body),
+            vec![],
+            policy.cluster_timeout,
+        ) {
+            Ok(token) => self.pending.push(Pending {
+                token,
+                rule: index,
+                key,
+            }),
             Err(status) => {
-                warn!("ratelimit: cannot call cluster {}: {status:?}; counting locally", policy.cluster);
+                warn!(
+                    "ratelimit: cannot call cluster {}: {status:?}; counting locally",
+                    policy.cluster
+                );
                 self.degrade(index, &key, now_ns);
             }
         }
@@ -139,11 +165,11 @@ impl RatelimitFilter {
 
     /// Once every rule has answered: 429, or on its way.
     fn decide(&mut self) -> Action {
-        let tightest = self
-            .quotas
-            .iter()
-            .cloned()
-            .reduce(|a, b| if a.1.tightest(b.1) == a.1 { a } else { b });
+        let tightest =
+            self.quotas
+                .iter()
+                .cloned()
+                .reduce(|a, b| if a.1.tightest(b.1) == a.1 { a } else { b });
         let Some((rule, quota)) = tightest else {
             self.record("allow", "");
             return self.proceed();
@@ -199,9 +225,19 @@ impl RatelimitFilter {
 }
 
 impl Context for RatelimitFilter {
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
-        let Some(at) = self.pending.iter().position(|p| p.token == token) else { return };
-        let Pending { rule: index, key, .. } = self.pending.remove(at);
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(at) = self.pending.iter().position(|p| p.token == token) else {
+            return;
+        };
+        let Pending {
+            rule: index, key, ..
+        } = self.pending.remove(at);
         let status = self.get_http_call_response_header(":status");
         let answer = (num_headers > 0 && status.as_deref() == Some("200"))
             .then(|| self.get_http_call_response_body(0, body_size))
@@ -217,7 +253,8 @@ impl Context for RatelimitFilter {
                     limit: rule.limit.burst(),
                     remaining: answer.remaining,
                     reset_ns: answer.reset_ms.saturating_mul(NANOS_PER_MILLI),
-                    retry_after_ns: (!answer.allowed).then(|| answer.retry_after_ms.saturating_mul(NANOS_PER_MILLI)),
+                    retry_after_ns: (!answer.allowed)
+                        .then(|| answer.retry_after_ms.saturating_mul(NANOS_PER_MILLI)),
                 };
                 self.quotas.push((rule.name.clone(), quota));
             }
@@ -239,15 +276,22 @@ impl HttpContext for RatelimitFilter {
         if !self.enter(&facts, now_ns) {
             self.record("deny", "max_concurrent_per_ip");
             Counter::FloodDenied.increment();
-            let quota = Quota { limit: self.policy.max_concurrent_per_ip, remaining: 0, reset_ns: 0, retry_after_ns: Some(1) };
+            let quota = Quota {
+                limit: self.policy.max_concurrent_per_ip,
+                remaining: 0,
+                reset_ns: 0,
+                retry_after_ns: Some(1),
+            };
             self.too_many_requests(&quota);
             return Action::Pause;
         }
         let path = self.get_http_request_header(":path").unwrap_or_default();
         let path = path.split('?').next().unwrap_or("/").to_string();
         let policy = self.policy.clone();
-        let applicable: Vec<(usize, String)> =
-            policy.applicable(&path).map(|(i, rule)| (i, rule.key(&policy, &facts))).collect();
+        let applicable: Vec<(usize, String)> = policy
+            .applicable(&path)
+            .map(|(i, rule)| (i, rule.key(&policy, &facts)))
+            .collect();
         for (index, key) in applicable {
             match policy.backend {
                 RateLimitBackend::Local => self.check_locally(index, &key, now_ns),
@@ -276,7 +320,8 @@ impl HttpContext for RatelimitFilter {
     fn on_log(&mut self) {
         if let Some(key) = self.flood_key.take() {
             let now_ns = self.now_ns();
-            if let Err(e) = concurrency::release(&HostStore, &self.policy.flood_table, &key, now_ns) {
+            if let Err(e) = concurrency::release(&HostStore, &self.policy.flood_table, &key, now_ns)
+            {
                 warn!("ratelimit: releasing the in-flight place of {key}: {e}");
                 Counter::StoreErrors.increment();
             }
@@ -292,7 +337,11 @@ impl Context for Unconfigured {}
 impl HttpContext for Unconfigured {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         self.set_property(vec!["paved", "decision", "ratelimit"], Some(b"deny"));
-        self.send_http_response(503, vec![("content-type", "text/plain; charset=utf-8")], Some(b"Rate limiter unavailable.\n"));
+        self.send_http_response(
+            503,
+            vec![("content-type", "text/plain; charset=utf-8")],
+            Some(b"Rate limiter unavailable.\n"),
+        );
         Action::Pause
     }
 }

@@ -66,16 +66,24 @@ impl Facts {
 /// Shared-data key prefixes may only hold plain characters.
 fn table_part(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 impl Policy {
     /// Reads and checks the configuration; absent or empty means no rules.
     pub fn from_json(bytes: Option<&[u8]>) -> Result<Policy, String> {
-        let config: RatelimitConfig = match bytes.filter(|b| !b.iter().all(u8::is_ascii_whitespace)) {
+        let config: RatelimitConfig = match bytes.filter(|b| !b.iter().all(u8::is_ascii_whitespace))
+        {
             None => RatelimitConfig::default(),
-            Some(b) => serde_json::from_slice(b).map_err(|e| format!("configuration is not valid JSON for ratelimit: {e}"))?,
+            Some(b) => serde_json::from_slice(b)
+                .map_err(|e| format!("configuration is not valid JSON for ratelimit: {e}"))?,
         };
         let app = table_part(&config.app);
         let rules = config
@@ -88,17 +96,23 @@ impl Policy {
                     return Err(at("limit and window_secs must be at least 1".into()));
                 }
                 if r.key == RateLimitKey::Header && r.header.trim().is_empty() {
-                    return Err(at("a `header` key needs the header's name in `header`".into()));
+                    return Err(at(
+                        "a `header` key needs the header's name in `header`".into()
+                    ));
                 }
                 let rate = f64::from(r.limit) / r.window_secs as f64;
-                let limit = Limit::new(rate, r.limit.saturating_add(r.burst)).map_err(|e| at(e.to_string()))?;
+                let limit = Limit::new(rate, r.limit.saturating_add(r.burst))
+                    .map_err(|e| at(e.to_string()))?;
                 Ok(Rule {
                     name: r.name.clone(),
                     key: r.key,
                     header: r.header.trim().to_ascii_lowercase(),
                     limit,
                     path_prefixes: r.path_prefixes.clone(),
-                    table: Table::new(format!("paved.rl.{app}.{}", table_part(&r.name)), config.max_tracked_keys),
+                    table: Table::new(
+                        format!("paved.rl.{app}.{}", table_part(&r.name)),
+                        config.max_tracked_keys,
+                    ),
                 })
             })
             .collect::<Result<Vec<Rule>, String>>()?;
@@ -156,10 +170,18 @@ impl Rule {
                 .as_deref()
                 .map_or_else(by_ip, |id| ("id", sanitized(id))),
             RateLimitKey::ApiToken => {
-                let header = if self.header.is_empty() { DEFAULT_TOKEN_HEADER } else { &self.header };
-                facts.header(header).map_or_else(by_ip, |token| ("token", hashed(token)))
+                let header = if self.header.is_empty() {
+                    DEFAULT_TOKEN_HEADER
+                } else {
+                    &self.header
+                };
+                facts
+                    .header(header)
+                    .map_or_else(by_ip, |token| ("token", hashed(token)))
             }
-            RateLimitKey::Header => facts.header(&self.header).map_or_else(by_ip, |v| ("header", sanitized(v))),
+            RateLimitKey::Header => facts
+                .header(&self.header)
+                .map_or_else(by_ip, |v| ("header", sanitized(v))),
         };
         counter_key(&policy.app, &self.name, kind, &value)
     }
@@ -177,7 +199,10 @@ mod tests {
         Facts {
             client_ip: "10.0.0.7".into(),
             identity: identity.map(String::from),
-            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -201,7 +226,10 @@ mod tests {
                 {"name":"all","key":"route","limit":1,"window_secs":1}]}"#,
         )
         .unwrap();
-        let signed_in = facts(Some("jane"), &[("authorization", "Bearer s3cret"), ("x-tenant", "acme")]);
+        let signed_in = facts(
+            Some("jane"),
+            &[("authorization", "Bearer s3cret"), ("x-tenant", "acme")],
+        );
         let anonymous = facts(None, &[]);
         let keys: Vec<String> = p.rules.iter().map(|r| r.key(&p, &signed_in)).collect();
         assert_eq!(keys[0], "shop|user|id:jane");
@@ -215,16 +243,24 @@ mod tests {
     #[test]
     fn rules_apply_under_their_path_prefixes_only() {
         let p = policy(r#"{"rules":[{"name":"login","limit":5,"window_secs":60,"path_prefixes":["/login"]},{"name":"all","limit":100,"window_secs":1}]}"#).unwrap();
-        let names = |path| p.applicable(path).map(|(_, r)| r.name.clone()).collect::<Vec<_>>();
+        let names = |path| {
+            p.applicable(path)
+                .map(|(_, r)| r.name.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names("/login/password"), vec!["login", "all"]);
         assert_eq!(names("/loginx"), vec!["all"]);
     }
 
     #[test]
     fn invalid_rules_are_refused_with_their_position() {
-        let err = policy(r#"{"rules":[{"name":"x","limit":0,"window_secs":1}]}"#).err().unwrap_or_default();
+        let err = policy(r#"{"rules":[{"name":"x","limit":0,"window_secs":1}]}"#)
+            .err()
+            .unwrap_or_default();
         assert!(err.starts_with("rules[0] (x)"), "{err}");
-        assert!(policy(r#"{"rules":[{"name":"h","key":"header","limit":1,"window_secs":1}]}"#).is_err());
+        assert!(
+            policy(r#"{"rules":[{"name":"h","key":"header","limit":1,"window_secs":1}]}"#).is_err()
+        );
         assert!(policy("not json").is_err());
     }
 }

@@ -36,7 +36,13 @@ impl Store for HostStore {
         // SAFETY: the pointers and lengths describe live slices for the whole call; the host
         // only reads them.
         let status = unsafe {
-            proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas.unwrap_or(0))
+            proxy_set_shared_data(
+                key.as_ptr(),
+                key.len(),
+                value.as_ptr(),
+                value.len(),
+                cas.unwrap_or(0),
+            )
         };
         match status {
             Status::Ok => Ok(()),

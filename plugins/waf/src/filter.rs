@@ -7,8 +7,8 @@ use paved_waf_engine::{Action, Body, Request};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action as Flow;
 
-use crate::Settings;
 use crate::verdict;
+use crate::Settings;
 
 /// One request through the WAF.
 pub struct WafFilter {

@@ -37,7 +37,8 @@ struct WafRoot {
 fn settings(bytes: Option<Vec<u8>>) -> Result<Settings, String> {
     let config: WafConfig = match bytes.filter(|b| !b.iter().all(u8::is_ascii_whitespace)) {
         None => WafConfig::default(),
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("configuration is not valid JSON for the waf: {e}"))?,
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| format!("configuration is not valid JSON for the waf: {e}"))?,
     };
     let waf = Waf::new(&config).map_err(|e| e.to_string())?;
     Ok(Settings {
@@ -89,7 +90,9 @@ mod tests {
 
     #[test]
     fn invalid_configurations_are_refused_with_the_reason() {
-        let err = settings(Some(br#"{"paranoia": 9}"#.to_vec())).err().unwrap_or_default();
+        let err = settings(Some(br#"{"paranoia": 9}"#.to_vec()))
+            .err()
+            .unwrap_or_default();
         assert!(err.contains("paranoia"), "{err}");
         assert!(settings(Some(b"{".to_vec())).is_err());
     }

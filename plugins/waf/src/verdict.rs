@@ -8,12 +8,25 @@ use proxy_wasm::traits::HttpContext;
 /// `paved.waf.score`) and, in block mode past the threshold, denies the request. Returns
 /// whether it denied.
 pub fn apply(ctx: &dyn HttpContext, decision: &Decision) -> bool {
-    ctx.set_property(vec!["paved", "decision", "waf"], Some(decision.action.as_str().as_bytes()));
-    ctx.set_property(vec!["paved", "waf", "rules"], Some(decision.rules_csv().as_bytes()));
-    ctx.set_property(vec!["paved", "waf", "score"], Some(decision.score.to_string().as_bytes()));
+    ctx.set_property(
+        vec!["paved", "decision", "waf"],
+        Some(decision.action.as_str().as_bytes()),
+    );
+    ctx.set_property(
+        vec!["paved", "waf", "rules"],
+        Some(decision.rules_csv().as_bytes()),
+    );
+    ctx.set_property(
+        vec!["paved", "waf", "score"],
+        Some(decision.score.to_string().as_bytes()),
+    );
     let request_id = request_id(ctx);
     if decision.action != Action::Allow {
-        let targets: Vec<String> = decision.hits.iter().map(|h| format!("{}@{}", h.rule, h.target)).collect();
+        let targets: Vec<String> = decision
+            .hits
+            .iter()
+            .map(|h| format!("{}@{}", h.rule, h.target))
+            .collect();
         warn!(
             "waf: {} request {request_id}: score {} rules [{}] at {}",
             decision.action,
@@ -39,7 +52,8 @@ pub fn request_id(ctx: &dyn HttpContext) -> String {
 /// The 403: a reference the client can quote to support, never the rules that fired (they
 /// would teach an attacker what to change).
 pub fn deny(ctx: &dyn HttpContext, request_id: &str) {
-    let body = format!("Request blocked by the web application firewall.\nReference: {request_id}\n");
+    let body =
+        format!("Request blocked by the web application firewall.\nReference: {request_id}\n");
     ctx.send_http_response(
         403,
         vec![

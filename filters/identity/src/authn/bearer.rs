@@ -54,6 +54,9 @@ impl Authn {
         provider: &Provider,
         now: u64,
     ) -> Result<Identity, TokenError> {
+        if let Some(identity) = self.verified.borrow().get(token, now, provider.generation) {
+            return Ok(identity);
+        }
         let s = &self.settings;
         let claims = jwt::decode(token)?.verify(&provider.keys)?;
         claims.validate(&Expectations {
@@ -62,8 +65,19 @@ impl Authn {
             now,
             skew_secs: s.clock_skew_secs,
         })?;
-        Identity::from_bearer(&claims, &s.groups_claim, s.max_claims_bytes)
-            .map_err(|_| TokenError::Claims(crate::claims::ClaimsError::Missing("sub")))
+        let identity = Identity::from_bearer(&claims, &s.groups_claim, s.max_claims_bytes)
+            .map_err(|_| TokenError::Claims(crate::claims::ClaimsError::Missing("sub")))?;
+        // `validate` checked that `exp` is there; the entry ends when the token does.
+        let expires = claims
+            .exp
+            .and_then(|e| u64::try_from(e).ok())
+            .map_or(now, |e| {
+                e + s.clock_skew_secs.min(crate::claims::MAX_SKEW_SECS)
+            });
+        self.verified
+            .borrow_mut()
+            .put(token, identity.clone(), expires, now, provider.generation);
+        Ok(identity)
     }
 }
 

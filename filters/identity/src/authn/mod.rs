@@ -16,6 +16,7 @@ mod settings;
 #[cfg(test)]
 mod tests;
 mod token;
+mod verified;
 
 use std::cell::RefCell;
 
@@ -230,6 +231,7 @@ pub struct Authn {
     sealer: Sealer,
     signer: AssertionSigner,
     assertions: RefCell<AssertionCache>,
+    verified: RefCell<verified::Verified>,
 }
 
 impl std::fmt::Debug for Authn {
@@ -260,6 +262,7 @@ impl Authn {
             sealer: Sealer::new(session_key, previous_session_keys),
             signer,
             assertions: RefCell::new(AssertionCache::default()),
+            verified: RefCell::new(verified::Verified::default()),
             settings,
         })
     }

@@ -66,6 +66,7 @@ impl Fixture {
             provider: Provider {
                 metadata: metadata(),
                 keys: keys(vec![testkeys::rsa_a_public_jwk("k1")]),
+                generation: 1,
             },
             used: UsedSet::default(),
             now: NOW,
@@ -1107,4 +1108,37 @@ fn decisions_render_as_recorded() {
     assert_eq!(Decision::Allow.as_string(), "allow");
     assert_eq!(Decision::Login.as_string(), "login");
     assert_eq!(Decision::Deny("expired").as_string(), "deny:expired");
+}
+
+#[test]
+fn a_cached_bearer_token_still_expires() {
+    let mut f = Fixture::new();
+    let claims = json!({"iss": ISSUER, "sub": "x", "aud": "gw", "exp": NOW + 100});
+    let auth = bearer_token(claims);
+    assert!(matches!(f.run(&api(Some(&auth))), Outcome::Continue(_)));
+    f.now += 100 + 59;
+    assert!(
+        matches!(f.run(&api(Some(&auth))), Outcome::Continue(_)),
+        "within the skew"
+    );
+    f.now += 1;
+    assert_eq!(
+        denial(f.run(&api(Some(&auth)))).decision,
+        Decision::Deny("expired")
+    );
+}
+
+#[test]
+fn cached_bearer_tokens_are_verified_again_when_the_keys_change() {
+    let mut f = Fixture::new();
+    let auth = bearer_token(api_claims(NOW));
+    assert!(matches!(f.run(&api(Some(&auth))), Outcome::Continue(_)));
+    // The provider withdrew k1 (compromised): the next JWKS no longer has it.
+    f.provider.keys = keys(vec![testkeys::rsa_b_public_jwk("k2")]);
+    f.provider.generation += 1;
+    f.key_refresh_allowed = false;
+    assert_eq!(
+        denial(f.run(&api(Some(&auth)))).decision,
+        Decision::Deny("unknown_key")
+    );
 }

@@ -1,6 +1,6 @@
 //! Path traversal and local file inclusion.
 
-use super::text::contains_any;
+use super::text::{contains_any, match_indices};
 use super::{Hits, Value};
 use crate::request::Location;
 use crate::rule;
@@ -122,7 +122,7 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
         format!("/{squeezed}")
     };
     let restricted = RESTRICTED_FILES.iter().any(|f| {
-        rooted.match_indices(f).any(|(at, _)| {
+        match_indices(&rooted, f).any(|(at, _)| {
             // `/.git` and `/.env` must end there: `/.github/` and `/.envoy` are fine.
             let next = rooted.as_bytes().get(at + f.len());
             f.ends_with('/')
@@ -143,7 +143,7 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
 /// come before: `....//` is a filter bypass for `../`.
 fn traversal_count(path: &str) -> usize {
     let bytes = path.as_bytes();
-    path.match_indices("..")
+    match_indices(path, "..")
         .filter(|(at, _)| {
             let after = &bytes[at + 2..];
             after.first() == Some(&b'/') || after.starts_with(b";/")
@@ -165,7 +165,7 @@ fn squeeze_slashes(path: &str) -> String {
 /// `sam` matches `c:/windows/repair/sam` but not `sample`.
 fn os_file_at_boundary(path: &str, file: &str) -> bool {
     let bytes = path.as_bytes();
-    path.match_indices(file).any(|(at, _)| {
+    match_indices(path, file).any(|(at, _)| {
         let before_ok = at == 0 || matches!(bytes[at - 1], b'/' | b':' | b'=' | b' ' | b'.');
         let after = bytes.get(at + file.len());
         let short = file.len() <= 4;

@@ -7,7 +7,7 @@
 //! argument that looks like a shell argument (`-la`, `/etc/passwd`, `$HOME`), so that
 //! `R&D; sleep well` and `| id | name |` stay prose.
 
-use super::text::{contains_any, is_word_byte};
+use super::text::{contains_any, has, is_word_byte, match_indices};
 use super::{Hits, Value};
 use crate::request::Location;
 use crate::rule;
@@ -337,9 +337,9 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     if contains_any(lower, NODE_INJECTION) {
         hits.push(rule::NODE_INJECTION);
     }
-    if lower.contains("__proto__")
-        || lower.contains("constructor.prototype")
-        || lower.contains("constructor[prototype]")
+    if has(lower, "__proto__")
+        || has(lower, "constructor.prototype")
+        || has(lower, "constructor[prototype]")
     {
         hits.push(rule::PROTOTYPE_POLLUTION);
     }
@@ -347,8 +347,8 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
         hits.push(rule::TEMPLATE_INJECTION);
     }
     if contains_any(lower, JAVA_INJECTION)
-        || value.norm.raw.contains("rO0AB")
-        || lower.contains("aced0005")
+        || has(&value.norm.raw, "rO0AB")
+        || has(lower, "aced0005")
     {
         hits.push(rule::JAVA_INJECTION);
     }
@@ -469,7 +469,7 @@ fn separated_command(shell: &str) -> bool {
 /// Whether `needle` occurs in `text` not preceded by a letter or digit (`nc -e` but not
 /// `sync -e`).
 fn contains_at_word_start(text: &str, needle: &str) -> bool {
-    text.match_indices(needle)
+    match_indices(text, needle)
         .any(|(at, _)| at == 0 || !text.as_bytes()[at - 1].is_ascii_alphanumeric())
 }
 
@@ -477,7 +477,7 @@ fn contains_at_word_start(text: &str, needle: &str) -> bool {
 /// run a reconnaissance tool, a shell, or a command with shell arguments (backticks with a
 /// plain word are common in Markdown).
 fn substitution(shell: &str, strong: bool) -> bool {
-    let dollar = shell.match_indices("$(").any(|(at, _)| {
+    let dollar = match_indices(shell, "$(").any(|(at, _)| {
         command_at(shell, at + 2).is_some_and(|(cmd, end)| {
             RECON_COMMANDS.contains(&cmd) || invoked(shell, cmd, end) || INTERPRETERS.contains(&cmd)
         })
@@ -520,7 +520,7 @@ fn direct_command(shell: &str) -> bool {
 
 /// 932110: Windows commands after a separator, or `cmd /c`.
 fn windows_command(lower: &str) -> bool {
-    if lower.contains("cmd /c") || lower.contains("cmd.exe /c") || lower.contains("cmd /k") {
+    if has(lower, "cmd /c") || has(lower, "cmd.exe /c") || has(lower, "cmd /k") {
         return true;
     }
     let bytes = lower.as_bytes();
@@ -551,11 +551,11 @@ fn windows_command(lower: &str) -> bool {
 
 /// 932200: `$IFS`, brace expansion of a command, globbed binary paths, `$'\x..'` strings.
 fn shell_evasion(lower: &str) -> bool {
-    if lower.contains("${ifs")
-        || lower.contains("$ifs")
-        || lower.contains("$'\\x")
-        || lower.contains("${path:")
-        || lower.contains("${home:")
+    if has(lower, "${ifs")
+        || has(lower, "$ifs")
+        || has(lower, "$'\\x")
+        || has(lower, "${path:")
+        || has(lower, "${home:")
     {
         return true;
     }
@@ -591,23 +591,23 @@ fn is_shellshock(lower: &str) -> bool {
 /// 944150: JNDI lookups and the nested lookups that hide them (`${${lower:j}ndi:`).
 fn is_log4shell(lower: &str) -> bool {
     let compact: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
-    compact.contains("${jndi:")
-        || compact.contains("${${")
-        || compact.contains("${::-")
-        || (compact.contains("${") && compact.contains("jndi"))
-        || compact.contains("${lower:")
-        || compact.contains("${upper:")
-        || compact.contains("${env:")
-        || compact.contains("${sys:")
+    has(&compact, "${jndi:")
+        || has(&compact, "${${")
+        || has(&compact, "${::-")
+        || (has(&compact, "${") && has(&compact, "jndi"))
+        || has(&compact, "${lower:")
+        || has(&compact, "${upper:")
+        || has(&compact, "${env:")
+        || has(&compact, "${sys:")
 }
 
 /// 933100/933150/933160: PHP tags and high-risk PHP calls.
 fn php(lower: &str, hits: &mut Hits) {
-    if lower.contains("<?php") || lower.contains("<?=") || lower.starts_with("<? ") {
+    if has(lower, "<?php") || has(lower, "<?=") || lower.starts_with("<? ") {
         hits.push(rule::PHP_OPEN_TAG);
     }
     let called = |name: &str| {
-        lower.match_indices(name).any(|(at, _)| {
+        match_indices(lower, name).any(|(at, _)| {
             let before_ok = at == 0 || !is_word_byte(lower.as_bytes()[at - 1]);
             // `system(` exactly: "the system (v2)" is prose.
             before_ok && lower[at + name.len()..].starts_with('(')
@@ -638,7 +638,7 @@ fn template_injection(lower: &str) -> bool {
         return true;
     }
     let arithmetic = |open: &str, close: &str| {
-        lower.match_indices(open).any(|(at, _)| {
+        match_indices(lower, open).any(|(at, _)| {
             let inner = &lower[at + open.len()..];
             let inner = inner.split(close).next().unwrap_or(inner);
             let compact: String = inner.chars().filter(|c| !c.is_whitespace()).collect();

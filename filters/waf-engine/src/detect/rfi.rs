@@ -1,5 +1,6 @@
 //! Remote file inclusion and SSRF through URLs in arguments.
 
+use super::text::{has, match_indices};
 use super::{Hits, Value};
 use crate::request::Location;
 use crate::rule;
@@ -87,7 +88,7 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     // UNC paths (`\\host\share\file`) make Windows servers fetch files over SMB.
     let unc = value.norm.decoded.trim_start().starts_with("\\\\")
         && value.norm.decoded.trim_start()[2..].starts_with(|c: char| c.is_ascii_alphanumeric());
-    if WRAPPERS.iter().any(|w| lower.contains(w)) || unc {
+    if WRAPPERS.iter().any(|w| has(lower, w)) || unc {
         hits.push(rule::RFI_STREAM_WRAPPER);
     }
     let urls = urls(lower);
@@ -122,7 +123,7 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
 /// The `http`, `https`, `ftp` and `ftps` URLs in `text`, each up to the next space.
 fn urls(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for (at, _) in text.match_indices("://") {
+    for (at, _) in match_indices(text, "://") {
         let scheme_start = text[..at]
             .rfind(|c: char| !c.is_ascii_alphanumeric())
             .map_or(0, |p| p + 1);

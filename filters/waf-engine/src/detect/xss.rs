@@ -7,7 +7,7 @@
 //! higher levels. Pattern rules catch what needs no tag: attribute injection (`" onfocus=`),
 //! script URIs, DOM sinks, CSS expressions, UTF-7 and template injection.
 
-use super::text::{contains_any, is_word_byte, without_spaces};
+use super::text::{contains_any, has, is_word_byte, match_indices, without_spaces};
 use super::{Hits, Value};
 use crate::normalize::html_entity_decode;
 use crate::rule;
@@ -281,11 +281,11 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
         hits.push(rule::XSS_SCRIPT_URI);
     }
     let css = compact.contains("expression(")
-        || compact.contains("-moz-binding")
+        || has(&compact, "-moz-binding")
         || compact.contains("behavior:url(")
         || compact.contains("url(javascript:")
-        || compact.contains("@import'")
-        || compact.contains("@import\"")
+        || has(&compact, "@import'")
+        || has(&compact, "@import\"")
         || compact.contains("@importurl(");
     if css {
         hits.push(rule::XSS_CSS);
@@ -306,11 +306,11 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
         hits.push(rule::XSS_JS_CALL);
     }
     let raw = value.norm.raw.to_lowercase();
-    let utf7 = |s: &str| s.contains("+adw-") || s.contains("+ad4-");
+    let utf7 = |s: &str| has(s, "+adw-") || has(s, "+ad4-");
     if utf7(&raw) || utf7(lower) {
         hits.push(rule::XSS_UTF7);
     }
-    if compact.contains("{{")
+    if has(&compact, "{{")
         && contains_any(
             &compact,
             &["constructor", "$eval", "$on.", "tostring", "alert("],
@@ -343,8 +343,7 @@ fn tags(lower: &str, hits: &mut Hits) {
             is_event_attribute(name)
                 || name == "srcdoc"
                 || (URL_ATTRIBUTES.contains(&name.as_str()) && script_uri(&without_spaces(value)))
-                || (name == "style"
-                    && (value.contains("expression(") || value.contains("javascript:")))
+                || (name == "style" && (value.contains("expression(") || has(value, "javascript:")))
         });
         if dangerous_attribute || DANGEROUS_TAGS.contains(&tag.name.as_str()) {
             hits.push(rule::XSS_TOKENIZER);
@@ -446,7 +445,7 @@ fn read_attributes(text: &str, mut i: usize, out: &mut Vec<(String, String)>) ->
 /// `on` is looked up.
 fn event_handler_assignment(lower: &str) -> bool {
     let bytes = lower.as_bytes();
-    lower.match_indices("on").any(|(at, _)| {
+    match_indices(lower, "on").any(|(at, _)| {
         if at > 0 && is_word_byte(bytes[at - 1]) {
             return false;
         }
@@ -465,7 +464,7 @@ fn event_handler_assignment(lower: &str) -> bool {
 /// `'+document.cookie`), not named in prose (`window.location vs document.location`).
 fn sink_in_code(compact: &str, lower: &str, sink: &str) -> bool {
     if sink.ends_with('(') {
-        return compact.contains(sink);
+        return has(compact, sink);
     }
     let code = |b: u8| {
         matches!(
@@ -485,7 +484,7 @@ fn sink_in_code(compact: &str, lower: &str, sink: &str) -> bool {
                 | b'.'
         )
     };
-    lower.match_indices(sink).any(|(at, _)| {
+    match_indices(lower, sink).any(|(at, _)| {
         let bytes = lower.as_bytes();
         let before = at.checked_sub(1).and_then(|i| bytes.get(i)).copied();
         let after = bytes.get(at + sink.len()).copied();
@@ -497,7 +496,7 @@ fn sink_in_code(compact: &str, lower: &str, sink: &str) -> bool {
 /// `JavaScript: The Good Parts`; data URIs of HTML or SVG documents.
 fn script_uri(compact: &str) -> bool {
     let scheme = SCRIPT_SCHEMES.iter().any(|scheme| {
-        compact.match_indices(scheme).any(|(at, _)| {
+        match_indices(compact, scheme).any(|(at, _)| {
             compact[at + scheme.len()..].chars().any(|c| {
                 matches!(
                     c,
@@ -513,7 +512,7 @@ fn script_uri(compact: &str) -> bool {
 fn js_context_breakout(compact: &str) -> bool {
     let bytes = compact.as_bytes();
     DIALOG_CALLS.iter().any(|f| {
-        compact.match_indices(f).any(|(at, _)| {
+        match_indices(compact, f).any(|(at, _)| {
             let called = matches!(bytes.get(at + f.len()), Some(b'(' | b'`'));
             let before = &bytes[..at];
             let glue = before.last().is_some_and(|b| {

@@ -14,7 +14,7 @@ pub mod tokenizer;
 
 use tokenizer::{Kind, Token, tokenize};
 
-use super::text::{calls, contains_any, contains_word};
+use super::text::{calls, contains_any, contains_word, has};
 use super::{Hits, Value};
 use crate::normalize::strip_sql_comments;
 use crate::request::Location;
@@ -23,7 +23,7 @@ use crate::rule;
 /// Runs every SQL injection rule on one value.
 pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     let lower = &value.norm.lower;
-    if lower.contains("/*!") {
+    if has(lower, "/*!") {
         hits.push(rule::SQLI_MYSQL_COMMENT);
     }
     let sql = strip_sql_comments(lower);
@@ -263,7 +263,7 @@ fn operator_then_injection(tokens: &[Token], i: usize) -> bool {
 /// 942270: `UNION SELECT` followed by a select list that looks like SQL (numbers, `null`,
 /// `@@version`, functions, `*`, or a later `FROM`): not `a union select committee`.
 fn has_union_select(sql: &str) -> bool {
-    if !sql.contains("union") {
+    if !has(sql, "union") {
         return false;
     }
     let tokens = tokenize(sql, None);
@@ -418,17 +418,17 @@ fn keyword_rules(sql: &str, hits: &mut Hits) {
         hits.push(rule::SQLI_DB_NAMES);
     }
     let blind = BLIND_CALLS.iter().any(|f| calls(sql, f))
-        || sql.contains("waitfor delay")
-        || sql.contains("waitfor time");
+        || has(sql, "waitfor delay")
+        || has(sql, "waitfor time");
     if blind {
         hits.push(rule::SQLI_BLIND);
     }
-    if MSSQL_EXEC.iter().any(|p| sql.contains(p)) {
+    if MSSQL_EXEC.iter().any(|p| has(sql, p)) {
         hits.push(rule::SQLI_MSSQL_EXEC);
     }
     if FILE_ACCESS.iter().any(|p| {
         if p.contains(' ') || p.contains('.') {
-            sql.contains(p)
+            has(sql, p)
         } else {
             calls(sql, p)
         }
@@ -438,14 +438,14 @@ fn keyword_rules(sql: &str, hits: &mut Hits) {
     let error_based = ERROR_BASED.iter().any(|f| calls(sql, f))
         || sql.contains("floor(rand(")
         || sql.contains("exp(~")
-        || (sql.contains("convert(int,") && sql.contains("select"));
+        || (sql.contains("convert(int,") && has(sql, "select"));
     if error_based {
         hits.push(rule::SQLI_ERROR_BASED);
     }
     if SQL_FUNCTIONS.iter().any(|f| calls(sql, f)) {
         hits.push(rule::SQLI_FUNCTIONS);
     }
-    let statement = STATEMENT_PHRASES.iter().any(|p| sql.contains(p))
+    let statement = STATEMENT_PHRASES.iter().any(|p| has(sql, p))
         || (contains_word(sql, "update") && contains_word(sql, "set") && sql.contains('='));
     if statement {
         hits.push(rule::SQLI_STATEMENT);
@@ -488,12 +488,12 @@ fn nosql(value: &Value<'_>, hits: &mut Hits) {
             .iter()
             .any(|op| lower.contains(&format!("[{op}]")) || lower.as_str() == *op),
         Location::Arg | Location::Body | Location::Cookie => {
-            lower.contains("$where")
+            has(lower, "$where")
                 || MONGO_OPERATORS
                     .iter()
                     .any(|op| lower.contains(&format!("{{\"{op}\"")))
-                || (lower.contains("this.")
-                    && (lower.contains("&&") || lower.contains("||"))
+                || (has(lower, "this.")
+                    && (has(lower, "&&") || has(lower, "||"))
                     && lower.contains('\''))
         }
         _ => false,
