@@ -75,7 +75,10 @@ fn main() {
                 i += 1;
             }
             "--seconds" => {
-                seconds = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(seconds);
+                seconds = args
+                    .get(i + 1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(seconds);
                 i += 1;
             }
             "--no-baseline" => baseline = false,
@@ -111,7 +114,9 @@ fn run_loadgen(rate: u64, seconds: f64) -> LoadReport {
         .output()
         .expect("load generator runs");
     let text = String::from_utf8_lossy(&output.stdout);
-    let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().unwrap_or(0.0));
+    let mut fields = text
+        .split_whitespace()
+        .map(|f| f.parse::<f64>().unwrap_or(0.0));
     LoadReport {
         connections: fields.next().unwrap_or(0.0) as u64,
         wall_s: fields.next().unwrap_or(0.0),

@@ -63,12 +63,12 @@ impl ProbeSource {
 }
 
 impl FlowSource for ProbeSource {
-    fn recv_many<'a>(
-        &'a mut self,
-        out: &'a mut Vec<FlowRecord>,
+    async fn recv_many(
+        &mut self,
+        out: &mut Vec<FlowRecord>,
         max: usize,
-    ) -> impl Future<Output = Result<usize, SourceError>> + Send + 'a {
-        async move { Ok(self.probe.recv_many(out, max).await?) }
+    ) -> Result<usize, SourceError> {
+        Ok(self.probe.recv_many(out, max).await?)
     }
 
     fn try_recv_many(&mut self, out: &mut Vec<FlowRecord>, max: usize) -> usize {
@@ -120,12 +120,12 @@ impl ChannelSource {
 }
 
 impl FlowSource for ChannelSource {
-    fn recv_many<'a>(
-        &'a mut self,
-        out: &'a mut Vec<FlowRecord>,
+    async fn recv_many(
+        &mut self,
+        out: &mut Vec<FlowRecord>,
         max: usize,
-    ) -> impl Future<Output = Result<usize, SourceError>> + Send + 'a {
-        async move { Ok(self.rx.recv_many(out, max.max(1)).await) }
+    ) -> Result<usize, SourceError> {
+        Ok(self.rx.recv_many(out, max.max(1)).await)
     }
 
     fn try_recv_many(&mut self, out: &mut Vec<FlowRecord>, max: usize) -> usize {

@@ -109,18 +109,27 @@ async fn batches_survive_a_nats_outage_and_are_stored_exactly_once_by_a_late_col
 
     let relay = Relay::start().await;
     let agent_id = AgentId::new("nats-outage").expect("id");
-    let sink = NatsSink::connect(&format!("nats://127.0.0.1:{}", relay.port), stream.clone(), &agent_id)
-        .await
-        .expect("sink connects")
-        .with_ack_timeout(Duration::from_millis(700));
+    let sink = NatsSink::connect(
+        &format!("nats://127.0.0.1:{}", relay.port),
+        stream.clone(),
+        &agent_id,
+    )
+    .await
+    .expect("sink connects")
+    .with_ack_timeout(Duration::from_millis(700));
     let dir = spool_dir("nats");
     let (records, source) = ChannelSource::new(1024);
     let (_config, config_rx) = watch::channel(FlowConfig {
         interval: Duration::from_secs(1),
         ..FlowConfig::default()
     });
-    let agent = FlowAgent::spawn(settings("nats-outage", disk(&dir)), source, Arc::new(sink), config_rx)
-        .expect("agent starts");
+    let agent = FlowAgent::spawn(
+        settings("nats-outage", disk(&dir)),
+        source,
+        Arc::new(sink),
+        config_rx,
+    )
+    .expect("agent starts");
 
     // One connection every 50 ms throughout.
     let fed = Arc::new(Mutex::new(0u64));
@@ -138,26 +147,35 @@ async fn batches_survive_a_nats_outage_and_are_stored_exactly_once_by_a_late_col
     };
 
     assert!(
-        eventually(Duration::from_secs(10), || agent.metrics().batches_exported >= 2).await,
+        eventually(Duration::from_secs(10), || agent.metrics().batches_exported
+            >= 2)
+        .await,
         "{:?}",
         agent.metrics()
     );
     relay.set_up(false);
     assert!(
-        eventually(Duration::from_secs(15), || agent.metrics().batches_buffered >= 3).await,
+        eventually(Duration::from_secs(15), || agent.metrics().batches_buffered
+            >= 3)
+        .await,
         "batches wait on disk while NATS is unreachable: {:?}",
         agent.metrics()
     );
     // Garbage on the agents' subject while the agent is cut off.
     let js = async_nats::jetstream::new(direct.clone());
-    js.publish(format!("{}.intruder", stream.subject_prefix), "not a batch".into())
-        .await
-        .expect("publish garbage")
-        .await
-        .expect("garbage acked");
+    js.publish(
+        format!("{}.intruder", stream.subject_prefix),
+        "not a batch".into(),
+    )
+    .await
+    .expect("publish garbage")
+    .await
+    .expect("garbage acked");
     relay.set_up(true);
     assert!(
-        eventually(Duration::from_secs(20), || agent.metrics().batches_buffered == 0).await,
+        eventually(Duration::from_secs(20), || agent.metrics().batches_buffered
+            == 0)
+        .await,
         "the backlog drains once NATS is back: {:?}",
         agent.metrics()
     );
@@ -187,7 +205,9 @@ async fn batches_survive_a_nats_outage_and_are_stored_exactly_once_by_a_late_col
         move |batch: FlowBatch| {
             let stored = Arc::clone(&stored);
             async move {
-                let mut stored = stored.lock().map_err(|_| StoreError::Retry("poisoned".into()))?;
+                let mut stored = stored
+                    .lock()
+                    .map_err(|_| StoreError::Retry("poisoned".into()))?;
                 let entry = stored.entry(batch.sequence).or_insert((0, batch.clone()));
                 entry.0 += 1;
                 Ok(())
@@ -213,15 +233,26 @@ async fn batches_survive_a_nats_outage_and_are_stored_exactly_once_by_a_late_col
     };
     consumer.run(&store, stop).await;
 
-    let stored = stored.lock().expect("lock");
+    let stored = stored.lock().expect("lock").clone();
     let sequences: Vec<u64> = {
         let mut s: Vec<u64> = stored.keys().copied().collect();
         s.sort_unstable();
         s
     };
-    assert_eq!(sequences, (0..sequences.len() as u64).collect::<Vec<_>>(), "no batch missing");
-    assert!(stored.values().all(|(n, _)| *n == 1), "each batch stored exactly once");
-    let total: u64 = stored.values().flat_map(|(_, b)| &b.flows).map(|f| f.connections).sum();
+    assert_eq!(
+        sequences,
+        (0..sequences.len() as u64).collect::<Vec<_>>(),
+        "no batch missing"
+    );
+    assert!(
+        stored.values().all(|(n, _)| *n == 1),
+        "each batch stored exactly once"
+    );
+    let total: u64 = stored
+        .values()
+        .flat_map(|(_, b)| &b.flows)
+        .map(|f| f.connections)
+        .sum();
     assert_eq!(total, fed, "every connection fed arrived");
     assert_eq!(consumer.stats().snapshot().malformed, 1);
 

@@ -69,7 +69,11 @@ pub type RepositoryFuture<'a> =
 pub trait FlowRepository: Send + Sync {
     /// Stores a batch's attributed flows. Must be idempotent by batch id: a batch can be
     /// delivered twice (an acknowledgement lost).
-    fn store_flows<'a>(&'a self, batch: &'a BatchId, flows: &'a [AttributedFlow]) -> RepositoryFuture<'a>;
+    fn store_flows<'a>(
+        &'a self,
+        batch: &'a BatchId,
+        flows: &'a [AttributedFlow],
+    ) -> RepositoryFuture<'a>;
 
     /// Adds edge sums (summing with what is stored for the same key).
     fn add_edges<'a>(&'a self, edges: &'a [Edge]) -> RepositoryFuture<'a>;
@@ -218,7 +222,13 @@ mod tests {
         AppId::new(name).expect("app id")
     }
 
-    fn flow(direction: Direction, local: [u8; 4], remote: [u8; 4], port: u16, at: u64) -> FlowAggregate {
+    fn flow(
+        direction: Direction,
+        local: [u8; 4],
+        remote: [u8; 4],
+        port: u16,
+        at: u64,
+    ) -> FlowAggregate {
         let mut rtt = RttHistogram::default();
         rtt.record(20);
         FlowAggregate {
@@ -249,7 +259,11 @@ mod tests {
     /// A batch whose interval spans its flows (or ten seconds from T0 when empty).
     fn batch(flows: Vec<FlowAggregate>) -> FlowBatch {
         let start = flows.iter().map(|f| f.first_seen_ms).min().unwrap_or(T0);
-        let end = flows.iter().map(|f| f.last_seen_ms + 1).max().unwrap_or(T0 + 10_000);
+        let end = flows
+            .iter()
+            .map(|f| f.last_seen_ms + 1)
+            .max()
+            .unwrap_or(T0 + 10_000);
         FlowBatch {
             version: SCHEMA_VERSION,
             agent_id: AgentId::new("node-1").expect("id"),
@@ -280,8 +294,14 @@ mod tests {
         let mut collector = Collector::new();
         let ip = [10, 0, 0, 9];
         let switch = T0 + HOUR_MS + 30_000;
-        collector.leases.insert(lease(ip, None, "app-a", T0, Some(switch))).expect("a");
-        collector.leases.insert(lease(ip, None, "app-b", switch, None)).expect("b");
+        collector
+            .leases
+            .insert(lease(ip, None, "app-a", T0, Some(switch)))
+            .expect("a");
+        collector
+            .leases
+            .insert(lease(ip, None, "app-b", switch, None))
+            .expect("b");
         let before = flow(Direction::Outbound, [10, 0, 0, 1], ip, 8080, switch - 1);
         let after = flow(Direction::Outbound, [10, 0, 0, 1], ip, 8080, switch);
         let (flows, report) = collector
@@ -291,17 +311,34 @@ mod tests {
         assert_eq!(flows[1].remote_app, Some(app("app-b")));
         assert_eq!((report.remote_attributed, report.local_attributed), (2, 0));
         let servers: Vec<&Peer> = collector.edges.edges().map(|(k, _)| &k.server).collect();
-        assert!(servers.contains(&&Peer::App(app("app-a"))) && servers.contains(&&Peer::App(app("app-b"))));
+        assert!(
+            servers.contains(&&Peer::App(app("app-a")))
+                && servers.contains(&&Peer::App(app("app-b")))
+        );
     }
 
     #[test]
     fn unknown_addresses_stay_addresses_in_the_graph() {
         let mut collector = Collector::new();
-        let f = flow(Direction::Outbound, [10, 0, 0, 1], [203, 0, 113, 9], 443, T0 + 5);
-        let (flows, _) = collector.ingest(&batch(vec![f]), T0 + HOUR_MS).expect("accepted");
-        assert_eq!((flows[0].local_app.clone(), flows[0].remote_app.clone()), (None, None));
+        let f = flow(
+            Direction::Outbound,
+            [10, 0, 0, 1],
+            [203, 0, 113, 9],
+            443,
+            T0 + 5,
+        );
+        let (flows, _) = collector
+            .ingest(&batch(vec![f]), T0 + HOUR_MS)
+            .expect("accepted");
+        assert_eq!(
+            (flows[0].local_app.clone(), flows[0].remote_app.clone()),
+            (None, None)
+        );
         let (key, stats) = collector.edges.edges().next().expect("an edge");
-        assert_eq!(key.server, Peer::Address(Ipv4Addr::new(203, 0, 113, 9).into()));
+        assert_eq!(
+            key.server,
+            Peer::Address(Ipv4Addr::new(203, 0, 113, 9).into())
+        );
         assert_eq!((stats.bytes_to_server, stats.bytes_to_client), (100, 1_000));
         assert_eq!(stats.rtt_p50_us(), Some(20));
     }
@@ -310,9 +347,11 @@ mod tests {
     fn loopback_edges_use_process_rules_and_endpoint_leases_and_count_once() {
         let mut collector = Collector::new();
         let lo = [127, 0, 0, 1];
-        collector
-            .processes
-            .insert(None, ProcessMatch::Exe("/usr/bin/client".into()), app("gateway"));
+        collector.processes.insert(
+            None,
+            ProcessMatch::Exe("/usr/bin/client".into()),
+            app("gateway"),
+        );
         collector
             .leases
             .insert(Lease {
@@ -323,23 +362,48 @@ mod tests {
         let out = flow(Direction::Outbound, lo, lo, 8081, T0 + 10);
         let mut inbound = flow(Direction::Inbound, lo, lo, 8081, T0 + 10);
         inbound.process.exe = Some("/usr/bin/upstream".into());
-        let (_, report) = collector.ingest(&batch(vec![out, inbound]), T0 + HOUR_MS).expect("accepted");
+        let (_, report) = collector
+            .ingest(&batch(vec![out, inbound]), T0 + HOUR_MS)
+            .expect("accepted");
         assert_eq!((report.edge_updates, report.duplicates_skipped), (1, 1));
         let edges = collector.edges.drain_before(T0 + HOUR_MS);
         assert_eq!(edges.len(), 1);
         assert_eq!(edges[0].key.client, Peer::App(app("gateway")));
         assert_eq!(edges[0].key.server, Peer::App(app("demo-upstream")));
-        assert_eq!((edges[0].stats.connections, edges[0].stats.retransmits), (2, 1));
+        assert_eq!(
+            (edges[0].stats.connections, edges[0].stats.retransmits),
+            (2, 1)
+        );
         assert!(collector.edges.is_empty());
     }
 
     #[test]
     fn edges_sum_per_hour() {
         let mut collector = Collector::new();
-        let a = flow(Direction::Outbound, [10, 0, 0, 1], [10, 0, 0, 2], 80, T0 + 1);
-        let b = flow(Direction::Outbound, [10, 0, 0, 1], [10, 0, 0, 2], 80, T0 + 2);
-        let c = flow(Direction::Outbound, [10, 0, 0, 1], [10, 0, 0, 2], 80, T0 + HOUR_MS);
-        collector.ingest(&batch(vec![a, b, c]), T0 + 3 * HOUR_MS).expect("accepted");
+        let a = flow(
+            Direction::Outbound,
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            80,
+            T0 + 1,
+        );
+        let b = flow(
+            Direction::Outbound,
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            80,
+            T0 + 2,
+        );
+        let c = flow(
+            Direction::Outbound,
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            80,
+            T0 + HOUR_MS,
+        );
+        collector
+            .ingest(&batch(vec![a, b, c]), T0 + 3 * HOUR_MS)
+            .expect("accepted");
         let edges = collector.edges.drain_before(T0 + 10 * HOUR_MS);
         assert_eq!(edges.len(), 2);
         assert_eq!(edges[0].stats.connections, 4);
@@ -350,23 +414,48 @@ mod tests {
     #[test]
     fn a_refused_batch_changes_nothing() {
         let mut collector = Collector::new();
-        let mut bad = batch(vec![flow(Direction::Outbound, [1, 1, 1, 1], [2, 2, 2, 2], 1, T0)]);
+        let mut bad = batch(vec![flow(
+            Direction::Outbound,
+            [1, 1, 1, 1],
+            [2, 2, 2, 2],
+            1,
+            T0,
+        )]);
         bad.interval_end_ms = bad.interval_start_ms;
         assert!(collector.ingest(&bad, T0).is_err());
         let future = batch(vec![]);
-        let err = collector.ingest(&future, T0 - HOUR_MS).expect_err("from the future");
-        assert!(matches!(err, ValidationError::FromTheFuture { .. }), "{err}");
+        let err = collector
+            .ingest(&future, T0 - HOUR_MS)
+            .expect_err("from the future");
+        assert!(
+            matches!(err, ValidationError::FromTheFuture { .. }),
+            "{err}"
+        );
         assert!(collector.edges.is_empty());
     }
 
     #[test]
     fn an_inbound_flow_from_an_unmonitored_client_makes_an_edge_toward_the_server() {
         let mut collector = Collector::new();
-        collector.leases.insert(lease([10, 0, 0, 5], None, "api", T0, None)).expect("lease");
-        let inbound = flow(Direction::Inbound, [10, 0, 0, 5], [198, 51, 100, 7], 443, T0 + 1);
-        collector.ingest(&batch(vec![inbound]), T0 + HOUR_MS).expect("accepted");
+        collector
+            .leases
+            .insert(lease([10, 0, 0, 5], None, "api", T0, None))
+            .expect("lease");
+        let inbound = flow(
+            Direction::Inbound,
+            [10, 0, 0, 5],
+            [198, 51, 100, 7],
+            443,
+            T0 + 1,
+        );
+        collector
+            .ingest(&batch(vec![inbound]), T0 + HOUR_MS)
+            .expect("accepted");
         let (key, stats) = collector.edges.edges().next().expect("edge");
-        assert_eq!(key.client, Peer::Address(Ipv4Addr::new(198, 51, 100, 7).into()));
+        assert_eq!(
+            key.client,
+            Peer::Address(Ipv4Addr::new(198, 51, 100, 7).into())
+        );
         assert_eq!(key.server, Peer::App(app("api")));
         assert_eq!(stats.bytes_to_server, 1_000, "what the server received");
     }

@@ -92,9 +92,10 @@ impl FromStr for IpPrefix {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = || LeaseError::PrefixSyntax(text.to_owned());
         match text.split_once('/') {
-            Some((addr, len)) => {
-                Self::new(addr.parse().map_err(|_| bad())?, len.parse().map_err(|_| bad())?)
-            }
+            Some((addr, len)) => Self::new(
+                addr.parse().map_err(|_| bad())?,
+                len.parse().map_err(|_| bad())?,
+            ),
             None => Ok(Self::host(text.parse().map_err(|_| bad())?)),
         }
     }
@@ -134,12 +135,20 @@ fn mask(addr: IpAddr, len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
-            let masked = if len == 0 { 0 } else { bits & (u32::MAX << (32 - u32::from(len))) };
+            let masked = if len == 0 {
+                0
+            } else {
+                bits & (u32::MAX << (32 - u32::from(len)))
+            };
             IpAddr::V4(Ipv4Addr::from(masked))
         }
         IpAddr::V6(v6) => {
             let bits = u128::from(v6);
-            let masked = if len == 0 { 0 } else { bits & (u128::MAX << (128 - u32::from(len))) };
+            let masked = if len == 0 {
+                0
+            } else {
+                bits & (u128::MAX << (128 - u32::from(len)))
+            };
             IpAddr::V6(Ipv6Addr::from(masked))
         }
     }
@@ -253,12 +262,20 @@ impl LeaseTable {
 
     /// Ends, at `at_ms`, the open leases of `prefix`/`port` to `app` from `source`;
     /// returns how many.
-    pub fn end(&mut self, prefix: IpPrefix, port: Option<u16>, app: &AppId, source: LeaseSource, at_ms: u64) -> usize {
+    pub fn end(
+        &mut self,
+        prefix: IpPrefix,
+        port: Option<u16>,
+        app: &AppId,
+        source: LeaseSource,
+        at_ms: u64,
+    ) -> usize {
         let mut ended = 0;
         if let Some(leases) = self.leases.get_mut(&(prefix, port)) {
-            for lease in leases.iter_mut().filter(|l| {
-                l.valid_until_ms.is_none() && &l.app == app && l.source == source
-            }) {
+            for lease in leases
+                .iter_mut()
+                .filter(|l| l.valid_until_ms.is_none() && &l.app == app && l.source == source)
+            {
                 lease.valid_until_ms = Some(at_ms.max(lease.valid_from_ms + 1));
                 ended += 1;
             }
@@ -276,8 +293,10 @@ impl LeaseTable {
         current: &[(IpPrefix, Option<u16>, AppId)],
         at_ms: u64,
     ) -> (usize, usize) {
-        let wanted: BTreeSet<(IpPrefix, Option<u16>, &AppId)> =
-            current.iter().map(|(p, port, app)| (*p, *port, app)).collect();
+        let wanted: BTreeSet<(IpPrefix, Option<u16>, &AppId)> = current
+            .iter()
+            .map(|(p, port, app)| (*p, *port, app))
+            .collect();
         let mut ended = 0;
         let mut open = BTreeSet::new();
         for ((prefix, port), leases) in &mut self.leases {
@@ -327,7 +346,11 @@ impl LeaseTable {
         keep: impl Fn(&Lease) -> bool,
     ) -> Attribution {
         let addr = canonical(addr);
-        let lens = if addr.is_ipv4() { &self.v4_lens } else { &self.v6_lens };
+        let lens = if addr.is_ipv4() {
+            &self.v4_lens
+        } else {
+            &self.v6_lens
+        };
         // Port-specific leases first (more specific), then address-wide ones; within
         // each, the longest prefix first.
         let ports: &[Option<u16>] = match port {
@@ -441,31 +464,56 @@ mod tests {
         table
             .insert(lease("10.0.0.7", None, "search", 5_000, None))
             .expect("lease b");
-        assert_eq!(table.attribute(ip("10.0.0.7"), 999), None, "before any lease");
+        assert_eq!(
+            table.attribute(ip("10.0.0.7"), 999),
+            None,
+            "before any lease"
+        );
         assert_eq!(table.attribute(ip("10.0.0.7"), 1_000), Some(app("billing")));
         assert_eq!(table.attribute(ip("10.0.0.7"), 4_999), Some(app("billing")));
         assert_eq!(table.attribute(ip("10.0.0.7"), 5_000), Some(app("search")));
-        assert_eq!(table.attribute(ip("10.0.0.7"), u64::MAX), Some(app("search")));
-        assert_eq!(table.attribute(ip("10.0.0.8"), 2_000), None, "unknown stays unknown");
+        assert_eq!(
+            table.attribute(ip("10.0.0.7"), u64::MAX),
+            Some(app("search"))
+        );
+        assert_eq!(
+            table.attribute(ip("10.0.0.8"), 2_000),
+            None,
+            "unknown stays unknown"
+        );
     }
 
     #[test]
     fn the_most_specific_lease_wins_and_disagreement_is_not_guessed() {
         let mut table = LeaseTable::new();
-        table.insert(lease("10.0.0.0/8", None, "corp", 0, None)).expect("lease");
-        table.insert(lease("10.1.0.0/16", None, "data", 0, None)).expect("lease");
-        table.insert(lease("10.1.2.3", Some(5432), "postgres", 0, None)).expect("lease");
+        table
+            .insert(lease("10.0.0.0/8", None, "corp", 0, None))
+            .expect("lease");
+        table
+            .insert(lease("10.1.0.0/16", None, "data", 0, None))
+            .expect("lease");
+        table
+            .insert(lease("10.1.2.3", Some(5432), "postgres", 0, None))
+            .expect("lease");
         assert_eq!(table.attribute(ip("10.9.9.9"), 1), Some(app("corp")));
         assert_eq!(table.attribute(ip("10.1.2.3"), 1), Some(app("data")));
-        assert_eq!(table.attribute_endpoint(ip("10.1.2.3"), 5432, 1), Some(app("postgres")));
-        assert_eq!(table.attribute_endpoint(ip("10.1.2.3"), 80, 1), Some(app("data")));
+        assert_eq!(
+            table.attribute_endpoint(ip("10.1.2.3"), 5432, 1),
+            Some(app("postgres"))
+        );
+        assert_eq!(
+            table.attribute_endpoint(ip("10.1.2.3"), 80, 1),
+            Some(app("data"))
+        );
         assert_eq!(
             table.attribute(ip("::ffff:10.1.2.3"), 1),
             Some(app("data")),
             "v4-mapped addresses are IPv4"
         );
 
-        table.insert(lease("10.1.0.0/16", None, "other", 0, None)).expect("lease");
+        table
+            .insert(lease("10.1.0.0/16", None, "other", 0, None))
+            .expect("lease");
         assert_eq!(
             table.resolve(ip("10.1.2.3"), None, 1),
             Attribution::Conflict(vec![app("data"), app("other")])
@@ -480,12 +528,25 @@ mod tests {
         let b = IpPrefix::host(ip("10.0.0.2"));
         let source = LeaseSource::GatewayUpstream;
         assert_eq!(
-            table.sync_source(source, &[(a, Some(80), app("web")), (b, Some(80), app("web"))], 100),
+            table.sync_source(
+                source,
+                &[(a, Some(80), app("web")), (b, Some(80), app("web"))],
+                100
+            ),
             (2, 0)
         );
-        assert_eq!(table.sync_source(source, &[(a, Some(80), app("web"))], 200), (0, 1));
-        assert_eq!(table.sync_source(source, &[(a, Some(80), app("web"))], 300), (0, 0));
-        assert_eq!(table.attribute_endpoint(ip("10.0.0.2"), 80, 150), Some(app("web")));
+        assert_eq!(
+            table.sync_source(source, &[(a, Some(80), app("web"))], 200),
+            (0, 1)
+        );
+        assert_eq!(
+            table.sync_source(source, &[(a, Some(80), app("web"))], 300),
+            (0, 0)
+        );
+        assert_eq!(
+            table.attribute_endpoint(ip("10.0.0.2"), 80, 150),
+            Some(app("web"))
+        );
         assert_eq!(table.attribute_endpoint(ip("10.0.0.2"), 80, 250), None);
         assert_eq!(table.prune(200), 0, "ended at 200: kept until then");
         assert_eq!(table.prune(10_000), 1);
@@ -498,7 +559,9 @@ mod tests {
         let mut host = lease("192.168.1.10", None, "host-node-1", 0, None);
         host.source = LeaseSource::AgentHost;
         table.insert(host).expect("lease");
-        table.insert(lease("192.168.1.11", None, "printer", 0, None)).expect("lease");
+        table
+            .insert(lease("192.168.1.11", None, "printer", 0, None))
+            .expect("lease");
         assert!(table.is_agent_host(ip("192.168.1.10"), 5));
         assert!(!table.is_agent_host(ip("192.168.1.11"), 5));
     }

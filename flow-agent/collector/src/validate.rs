@@ -11,7 +11,9 @@ pub enum ValidationError {
     #[error(transparent)]
     Format(#[from] BatchError),
     /// The interval ends too far in the future: the agent's clock is wrong.
-    #[error("batch interval ends at {end_ms}, {ahead_ms} ms ahead of the collector's clock (more than {max_ms} ms)")]
+    #[error(
+        "batch interval ends at {end_ms}, {ahead_ms} ms ahead of the collector's clock (more than {max_ms} ms)"
+    )]
     FromTheFuture {
         /// End of the batch's interval.
         end_ms: u64,

@@ -8,13 +8,7 @@ use paved_flow_common::{
     kernel::{AF_INET, AF_INET6, IPPROTO_TCP, inet_sock_set_state as tp, tcp_state},
 };
 
-use crate::{
-    context::load,
-    emit,
-    maps::OPEN_FLOWS,
-    task::Task,
-    tcp_sock,
-};
+use crate::{context::load, emit, maps::OPEN_FLOWS, task::Task, tcp_sock};
 
 /// Entry point; the name is `names::SET_STATE_PROGRAM`.
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
@@ -66,6 +60,7 @@ fn on_open(ctx: &TracePointContext, direction: Direction) {
 /// Emits the record of a closing socket and forgets it.
 #[inline(always)]
 fn on_close(ctx: &TracePointContext) {
+    if EXPERIMENT == 1 { return; }
     // SAFETY: aligned fields of the record, sizes matching the types.
     let (sk, oldstate) = unsafe { (load::<u64>(ctx, tp::SKADDR), load::<i32>(ctx, tp::OLDSTATE)) };
     // A listener closing (or a socket that never connected) is not a flow.
@@ -99,7 +94,7 @@ fn on_close(ctx: &TracePointContext) {
     fill_endpoints(ctx, &mut record);
     tcp_sock::fill_counters(sk, &mut record);
 
-    emit::output(&record);
+    if EXPERIMENT != 2 { emit::output(&record); }
     let _ = OPEN_FLOWS.remove(sk);
 }
 
@@ -141,3 +136,5 @@ pub fn bytes16(words: [u64; 2]) -> [u8; 16] {
         b[7],
     ]
 }
+
+const EXPERIMENT: u32 = 1;

@@ -31,10 +31,8 @@ pub fn fill_endpoints(sk: u64, offsets: &SockOffsets, record: &mut FlowRecord) -
     let Some(family) = read::<u16>(sk, offsets.family) else {
         return false;
     };
-    let (Some(num), Some(dport)) = (
-        read::<u16>(sk, offsets.num),
-        read::<u16>(sk, offsets.dport),
-    ) else {
+    let (Some(num), Some(dport)) = (read::<u16>(sk, offsets.num), read::<u16>(sk, offsets.dport))
+    else {
         return false;
     };
     record.family = family;

@@ -11,8 +11,7 @@
 //! sees a short straight line, and it costs nothing between sweeps.
 
 use aya_ebpf::{
-    helpers::generated::bpf_ktime_get_ns, macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    helpers::generated::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use paved_flow_common::{FlowRecord, RecordKind, SockOffsets, TcpSockOffsets, sweep};
 

@@ -154,11 +154,16 @@ async fn batches_published_while_no_collector_runs_are_stored_exactly_once_and_a
     let settings = unique_stream("absent");
     let agent = AgentId::new("agent-1").expect("id");
     let sink = NatsSink::new(client.clone(), settings.clone(), &agent);
-    assert_eq!(sink.subject(), format!("{}.agent-1", settings.subject_prefix));
+    assert_eq!(
+        sink.subject(),
+        format!("{}.agent-1", settings.subject_prefix)
+    );
 
     // No consumer exists yet: every publish is still acknowledged by the stream.
     for seq in 0..5 {
-        sink.send(&batch(&agent, seq)).await.expect("published and acked");
+        sink.send(&batch(&agent, seq))
+            .await
+            .expect("published and acked");
     }
     // A retried publish of the same batch (its ack was lost, say) is not stored twice.
     sink.send(&batch(&agent, 2)).await.expect("republished");
@@ -177,7 +182,9 @@ async fn batches_published_while_no_collector_runs_are_stored_exactly_once_and_a
         .await
         .expect("v7 acked");
     for seq in 5..8 {
-        sink.send(&batch(&agent, seq)).await.expect("published and acked");
+        sink.send(&batch(&agent, seq))
+            .await
+            .expect("published and acked");
     }
 
     // The collector starts now.
@@ -185,11 +192,17 @@ async fn batches_published_while_no_collector_runs_are_stored_exactly_once_and_a
         .await
         .expect("consumer binds");
     let store = CountingStore::default();
-    consume_until(&consumer, &store, Duration::from_secs(15), || store.total() >= 8).await;
+    consume_until(&consumer, &store, Duration::from_secs(15), || {
+        store.total() >= 8
+    })
+    .await;
 
     let counts = store.counts();
     assert_eq!(counts.len(), 8, "{counts:?}");
-    assert!(counts.values().all(|&n| n == 1), "each batch exactly once: {counts:?}");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each batch exactly once: {counts:?}"
+    );
     let stats = consumer.stats().snapshot();
     assert_eq!((stats.stored, stats.malformed), (8, 2), "{stats:?}");
 

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use paved_wasm_host::Runtime;
+use paved_wasm_host::shared::QueueReady;
 use prometheus::IntCounter;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The queue's VM ID and name, as the `accesslog` filter resolves them.
 pub const QUEUE_VM_ID: &str = "paved";
@@ -38,18 +40,28 @@ pub struct AccessLogMetrics {
     pub write_errors: IntCounter,
 }
 
-/// Registers the queue and runs the sink until the runtime goes away.
-pub async fn run(runtime: Runtime, options: AccessLogOptions, metrics: AccessLogMetrics) {
-    let (queue, mut ready) = match runtime.register_host_queue(QUEUE_VM_ID, QUEUE_NAME) {
-        Ok(registered) => registered,
+/// Registers the queue the `accesslog` filter resolves: before any plugin loads, so that
+/// the filters find the gateway's queue rather than registering one of their own.
+pub fn register(runtime: &Runtime) -> Option<(u32, UnboundedReceiver<QueueReady>)> {
+    match runtime.register_host_queue(QUEUE_VM_ID, QUEUE_NAME) {
+        Ok(registered) => Some(registered),
         Err(status) => {
             tracing::error!(
                 ?status,
                 "cannot register the access log queue; access logging is off"
             );
-            return;
+            None
         }
-    };
+    }
+}
+
+/// Runs the sink over a registered queue, until the runtime goes away.
+pub async fn run(
+    runtime: Runtime,
+    (queue, mut ready): (u32, UnboundedReceiver<QueueReady>),
+    options: AccessLogOptions,
+    metrics: AccessLogMetrics,
+) {
     let mut pending: Vec<u8> = Vec::new();
     let mut pending_records = 0u64;
     loop {

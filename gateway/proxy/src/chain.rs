@@ -63,14 +63,30 @@ impl RequestChain {
 
     /// Runs `proxy_on_request_headers` through the chain, in order, creating each context.
     pub async fn request_headers(&mut self, end_of_stream: bool) -> ChainDecision {
+        // Every filter gets its context first, as in Envoy: a filter after one that answers
+        // locally still sees the response and `proxy_on_log` (the access log records denials).
+        let mut failed_to_start = None;
         for index in 0..self.slots.len() {
             let slot = &mut self.slots[index];
-            let context = match slot.plugin.plugin.new_http_context() {
-                Ok(context) => slot.context.insert(context),
-                Err(failure) => match self.on_failure(index, failure) {
+            match slot.plugin.plugin.new_http_context() {
+                Ok(context) => slot.context = Some(context),
+                Err(failure) => {
+                    failed_to_start.get_or_insert((index, failure));
+                }
+            }
+        }
+        for index in 0..self.slots.len() {
+            if let Some((failed, _)) = &failed_to_start
+                && *failed == index
+            {
+                let (_, failure) = failed_to_start.take().expect("checked just above");
+                match self.on_failure(index, failure) {
                     Some(decision) => return decision,
                     None => continue,
-                },
+                }
+            }
+            let Some(context) = self.slots[index].context.as_mut() else {
+                continue;
             };
             let result = context
                 .on_request_headers(&mut self.stream, end_of_stream)

@@ -128,12 +128,17 @@ impl Gateway {
             }
         }
         let listeners = listener_set(&snapshot);
+        let access_log_queue = options
+            .access_log
+            .as_ref()
+            .and_then(|_| accesslog::register(&runtime));
         let active = builder.build(snapshot)?;
         let metrics =
             Arc::new(GatewayMetrics::new().map_err(|e| ConfigError::Runtime(e.to_string()))?);
-        if let Some(access_log) = options.access_log.clone() {
+        if let (Some(access_log), Some(queue)) = (options.access_log.clone(), access_log_queue) {
             background.spawn(accesslog::run(
                 runtime.clone(),
+                queue,
                 access_log,
                 metrics.access_log.clone(),
             ));

@@ -101,7 +101,8 @@ const RESTRICTED_FILES: &[&str] = &[
 /// Runs the LFI rules on one value.
 pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     let raw = value.norm.raw.to_lowercase();
-    if contains_any(&raw, ENCODED_TRAVERSAL) {
+    // Pre-checks: every encoded form has a `%`, every file name a `/` or a `.`.
+    if raw.contains('%') && contains_any(&raw, ENCODED_TRAVERSAL) {
         hits.push(rule::PATH_TRAVERSAL_ENCODED);
     }
     let path = value.norm.lower.replace('\\', "/");
@@ -113,7 +114,7 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
         hits.push(rule::PATH_TRAVERSAL_REPEATED);
     }
     let squeezed = squeeze_slashes(&path);
-    if OS_FILES.iter().any(|f| os_file_at_boundary(&squeezed, f)) {
+    if squeezed.contains(['/', '.']) && OS_FILES.iter().any(|f| os_file_at_boundary(&squeezed, f)) {
         hits.push(rule::OS_FILE_ACCESS);
     }
     let rooted = if squeezed.starts_with('/') {
@@ -121,14 +122,15 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     } else {
         format!("/{squeezed}")
     };
-    let restricted = RESTRICTED_FILES.iter().any(|f| {
-        match_indices(&rooted, f).any(|(at, _)| {
-            // `/.git` and `/.env` must end there: `/.github/` and `/.envoy` are fine.
-            let next = rooted.as_bytes().get(at + f.len());
-            f.ends_with('/')
-                || !next.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
-        })
-    });
+    let restricted = rooted.contains(['.', '-'])
+        && RESTRICTED_FILES.iter().any(|f| {
+            match_indices(&rooted, f).any(|(at, _)| {
+                // `/.git` and `/.env` must end there: `/.github/` and `/.envoy` are fine.
+                let next = rooted.as_bytes().get(at + f.len());
+                f.ends_with('/')
+                    || !next.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+            })
+        });
     if restricted
         && matches!(
             value.location,

@@ -324,9 +324,15 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     if direct_command(shell.trim_start()) {
         hits.push(rule::DIRECT_UNIX_COMMAND);
     }
-    if SHELL_CODE
-        .iter()
-        .any(|code| contains_at_word_start(&shell, code))
+    // Every pattern has a `/`, a `&`, a ` -`, `cmd` or `chmod`.
+    let shell_code_possible = shell.contains(['/', '&'])
+        || has(&shell, " -")
+        || has(&shell, "cmd")
+        || has(&shell, "chmod");
+    if shell_code_possible
+        && SHELL_CODE
+            .iter()
+            .any(|code| contains_at_word_start(&shell, code))
     {
         hits.push(rule::UNIX_SHELL_CODE);
     }
@@ -606,12 +612,14 @@ fn php(lower: &str, hits: &mut Hits) {
     if has(lower, "<?php") || has(lower, "<?=") || lower.starts_with("<? ") {
         hits.push(rule::PHP_OPEN_TAG);
     }
+    let calls_possible = lower.contains('(');
     let called = |name: &str| {
-        match_indices(lower, name).any(|(at, _)| {
-            let before_ok = at == 0 || !is_word_byte(lower.as_bytes()[at - 1]);
-            // `system(` exactly: "the system (v2)" is prose.
-            before_ok && lower[at + name.len()..].starts_with('(')
-        })
+        calls_possible
+            && match_indices(lower, name).any(|(at, _)| {
+                let before_ok = at == 0 || !is_word_byte(lower.as_bytes()[at - 1]);
+                // `system(` exactly: "the system (v2)" is prose.
+                before_ok && lower[at + name.len()..].starts_with('(')
+            })
     };
     if PHP_FUNCTIONS.iter().any(|f| called(f)) || contains_any(lower, PHP_SUPERGLOBALS) {
         hits.push(rule::PHP_FUNCTION);
@@ -636,6 +644,9 @@ fn php(lower: &str, hits: &mut Hits) {
 fn template_injection(lower: &str) -> bool {
     if contains_any(lower, TEMPLATE_INJECTION) {
         return true;
+    }
+    if !lower.contains('*') {
+        return false;
     }
     let arithmetic = |open: &str, close: &str| {
         match_indices(lower, open).any(|(at, _)| {

@@ -11,6 +11,10 @@ pub fn is_word_byte(b: u8) -> bool {
 /// builds a two-way searcher for every call, which costs more than the search itself here.
 /// A scan for the first byte, then a comparison, is several times faster for such inputs.
 pub fn find_from(haystack: &str, needle: &str, from: usize) -> Option<usize> {
+    if haystack.len() > 512 {
+        // Long values: the two-way searcher's setup pays for itself.
+        return haystack.get(from..)?.find(needle).map(|at| at + from);
+    }
     let (h, n) = (haystack.as_bytes(), needle.as_bytes());
     let Some(&first) = n.first() else {
         return Some(from.min(h.len()));

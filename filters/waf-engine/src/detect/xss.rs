@@ -274,10 +274,11 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     if value.norm.markup.contains('<') {
         tags(&value.norm.markup, hits);
     }
-    if event_handler_assignment(lower) {
+    // Pre-checks below skip pattern lists a value cannot match (no `=`, `:`, `(`...).
+    if lower.contains('=') && event_handler_assignment(lower) {
         hits.push(rule::XSS_EVENT_HANDLER);
     }
-    if script_uri(&compact) {
+    if compact.contains(':') && script_uri(&compact) {
         hits.push(rule::XSS_SCRIPT_URI);
     }
     let css = compact.contains("expression(")
@@ -290,19 +291,22 @@ pub fn detect(value: &Value<'_>, hits: &mut Hits) {
     if css {
         hits.push(rule::XSS_CSS);
     }
-    if DOM_SINKS
-        .iter()
-        .any(|sink| sink_in_code(&compact, lower, sink))
+    if (lower.contains('.') || has(lower, "fromcharcode"))
+        && DOM_SINKS
+            .iter()
+            .any(|sink| sink_in_code(&compact, lower, sink))
     {
         hits.push(rule::XSS_DOM_SINK);
     }
-    if js_context_breakout(&compact) {
+    let call_possible = compact.contains(['(', '`']);
+    if call_possible && js_context_breakout(&compact) {
         hits.push(rule::XSS_TOKENIZER);
     }
-    if DIALOG_CALLS
-        .iter()
-        .any(|f| compact.contains(&format!("{f}(")) || compact.contains(&format!("{f}`")))
-    {
+    let dialog = |f: &&str| {
+        match_indices(&compact, f)
+            .any(|(at, _)| matches!(compact.as_bytes().get(at + f.len()), Some(b'(' | b'`')))
+    };
+    if call_possible && DIALOG_CALLS.iter().any(dialog) {
         hits.push(rule::XSS_JS_CALL);
     }
     let raw = value.norm.raw.to_lowercase();

@@ -414,10 +414,13 @@ const STATEMENT_PHRASES: &[&str] = &[
 
 /// The CRS-like keyword rules.
 fn keyword_rules(sql: &str, hits: &mut Hits) {
-    if contains_any(sql, DB_NAMES) {
+    // Cheap pre-checks keep short benign values from testing every pattern: every system
+    // name has one of `_ . @ $`, every call a `(`.
+    let calls_possible = sql.contains('(');
+    if sql.contains(['_', '.', '@', '$']) && contains_any(sql, DB_NAMES) {
         hits.push(rule::SQLI_DB_NAMES);
     }
-    let blind = BLIND_CALLS.iter().any(|f| calls(sql, f))
+    let blind = (calls_possible && BLIND_CALLS.iter().any(|f| calls(sql, f)))
         || has(sql, "waitfor delay")
         || has(sql, "waitfor time");
     if blind {
@@ -435,14 +438,14 @@ fn keyword_rules(sql: &str, hits: &mut Hits) {
     }) {
         hits.push(rule::SQLI_FILE_ACCESS);
     }
-    let error_based = ERROR_BASED.iter().any(|f| calls(sql, f))
+    let error_based = (calls_possible && ERROR_BASED.iter().any(|f| calls(sql, f)))
         || sql.contains("floor(rand(")
         || sql.contains("exp(~")
         || (sql.contains("convert(int,") && has(sql, "select"));
     if error_based {
         hits.push(rule::SQLI_ERROR_BASED);
     }
-    if SQL_FUNCTIONS.iter().any(|f| calls(sql, f)) {
+    if calls_possible && SQL_FUNCTIONS.iter().any(|f| calls(sql, f)) {
         hits.push(rule::SQLI_FUNCTIONS);
     }
     let statement = STATEMENT_PHRASES.iter().any(|p| has(sql, p))
@@ -484,14 +487,15 @@ const MONGO_OPERATORS: &[&str] = &[
 fn nosql(value: &Value<'_>, hits: &mut Hits) {
     let lower = &value.norm.lower;
     let found = match value.location {
-        Location::ArgName => MONGO_OPERATORS
+        Location::ArgName if lower.contains('$') => MONGO_OPERATORS
             .iter()
             .any(|op| lower.contains(&format!("[{op}]")) || lower.as_str() == *op),
-        Location::Arg | Location::Body | Location::Cookie => {
+        Location::Arg | Location::Body | Location::Cookie if lower.contains(['$', '.']) => {
             has(lower, "$where")
-                || MONGO_OPERATORS
-                    .iter()
-                    .any(|op| lower.contains(&format!("{{\"{op}\"")))
+                || (has(lower, "{\"$")
+                    && MONGO_OPERATORS
+                        .iter()
+                        .any(|op| lower.contains(&format!("{{\"{op}\""))))
                 || (has(lower, "this.")
                     && (has(lower, "&&") || has(lower, "||"))
                     && lower.contains('\''))
