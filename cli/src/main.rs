@@ -1,10 +1,6 @@
 //! `paved`: the entry point of every part of the platform.
 
-mod apply_cmd;
-mod control_plane_cmd;
-mod demo;
-mod gateway_cmd;
-mod up;
+use paved::{apply_cmd, control_plane_cmd, gateway_cmd, up};
 
 use clap::{Parser, Subcommand};
 

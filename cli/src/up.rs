@@ -24,28 +24,32 @@ const DEMO_INTENT: &str = include_str!("../../examples/demo/paved.yaml");
 pub struct UpArgs {
     /// Where state lives: the database, keys, credentials, the gateway's last good snapshot.
     #[arg(long, default_value = ".paved")]
-    data_dir: PathBuf,
+    pub data_dir: PathBuf,
     /// The gateway's listener.
     #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    pub listen: SocketAddr,
     /// The control plane's listener (GraphQL, OpenID provider, distribution).
     #[arg(long, default_value = "127.0.0.1:8081")]
-    control_plane: SocketAddr,
+    pub control_plane: SocketAddr,
     /// The gateway's admin listener (health, metrics).
     #[arg(long, default_value = "127.0.0.1:9901")]
-    admin: SocketAddr,
+    pub admin: SocketAddr,
     /// The demo upstream (the intent's `upstream`).
     #[arg(long, default_value = "127.0.0.1:8090")]
-    demo_upstream: SocketAddr,
+    pub demo_upstream: SocketAddr,
 }
 
 /// What `paved up` creates once and reuses on later runs (the file is readable by its owner only).
 #[derive(Serialize, Deserialize)]
-struct Credentials {
-    admin_password: String,
-    demo_password: String,
-    api_token: String,
-    gateway_token: String,
+pub struct Credentials {
+    /// The `admin` user's password.
+    pub admin_password: String,
+    /// The `demo` user's password.
+    pub demo_password: String,
+    /// An API token with the `admin` scope.
+    pub api_token: String,
+    /// The gateway's token (scope `gateway`).
+    pub gateway_token: String,
 }
 
 fn random_secret() -> String {
@@ -159,17 +163,33 @@ async fn bootstrap(cp: &ControlPlane, data_dir: &Path) -> anyhow::Result<Credent
     Ok(credentials)
 }
 
-/// Brings everything up and serves until Ctrl-C.
-pub fn run(args: UpArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let data_dir = args.data_dir.canonicalize()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let public_url = format!("http://{}", args.control_plane);
+/// The control plane, the demo upstream and the demo app, running; the gateway is started
+/// from [`Platform::gateway_client`].
+pub struct Platform {
+    /// The users' passwords and the tokens.
+    pub credentials: Credentials,
+    /// How the gateway reaches the control plane.
+    pub gateway_client: ControlPlaneClient,
+    /// The demo app's intent version.
+    pub demo_version: i32,
+    /// The control plane's URL.
+    pub public_url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
 
+impl Platform {
+    /// Stops the control plane.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
+}
+
+/// Starts the control plane (and its users and tokens on the first run), the demo upstream,
+/// and applies the demo intent. `data_dir` must exist.
+pub async fn start_platform(args: &UpArgs, data_dir: &Path) -> anyhow::Result<Platform> {
+    let public_url = format!("http://{}", args.control_plane);
     eprintln!(
         "paved up: starting the control plane (SQLite at {}/paved.db)",
         data_dir.display()
@@ -187,47 +207,79 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     }];
     config.compile.admin.address = args.admin;
     config.compile.identity.endpoints = vec![args.control_plane.to_string().as_str().into()];
-    let (cp, credentials) = runtime.block_on(async {
-        let cp = ControlPlane::start(config)
-            .await
-            .context("starting the control plane")?;
-        let credentials = bootstrap(&cp, &data_dir).await?;
-        anyhow::Ok((cp, credentials))
-    })?;
+    let cp = ControlPlane::start(config)
+        .await
+        .context("starting the control plane")?;
+    let credentials = bootstrap(&cp, data_dir).await?;
 
     eprintln!(
         "paved up: starting the demo upstream on {}",
         args.demo_upstream
     );
-    runtime.block_on(crate::demo::serve(args.demo_upstream))?;
+    crate::demo::serve(args.demo_upstream).await?;
     eprintln!("paved up: onboarding the demo app (examples/demo/paved.yaml)");
-    let applied = runtime
-        .block_on(cp.apply_intent(
-            &Principal::system(),
-            DEMO_INTENT,
-            "examples/demo/paved.yaml",
-        ))
+    let intent = DEMO_INTENT.replace("127.0.0.1:8090", &args.demo_upstream.to_string());
+    let applied = cp
+        .apply_intent(&Principal::system(), &intent, "examples/demo/paved.yaml")
+        .await
         .context("applying the demo intent")?;
-
-    let (stop_cp, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(crate::control_plane_cmd::serve(
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::control_plane_cmd::serve(
         cp,
         args.control_plane,
         async {
             let _ = stopped.await;
         },
     ));
-
-    eprintln!(
-        "paved up: starting the gateway on {} (it fetches its configuration from the control plane)",
-        args.listen
-    );
-    let client = ControlPlaneClient {
+    let gateway_client = ControlPlaneClient {
         address: args.control_plane.to_string(),
         gateway_id: "paved-up".into(),
         token: credentials.gateway_token.clone(),
         state_dir: data_dir.join("gateway"),
     };
+    Ok(Platform {
+        credentials,
+        gateway_client,
+        demo_version: applied.version.version,
+        public_url,
+        stop,
+        server,
+    })
+}
+
+/// The gateway's options under `paved up`.
+pub fn gateway_options(data_dir: &Path) -> GatewayOptions {
+    GatewayOptions {
+        base_dir: data_dir.to_path_buf(),
+        cache_dir: Some(data_dir.join("wasm-cache")),
+        threads: 0,
+        redis_url: None,
+        access_log: Some(AccessLogOptions {
+            path: data_dir.join("gateway/access.log"),
+            max_bytes: 64 << 20,
+            keep: 5,
+        }),
+    }
+}
+
+/// Brings everything up and serves until Ctrl-C.
+pub fn run(args: UpArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let data_dir = args.data_dir.canonicalize()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let platform = runtime.block_on(start_platform(&args, &data_dir))?;
+    let public_url = platform.public_url.clone();
+    let credentials = &platform.credentials;
+
+    eprintln!(
+        "paved up: starting the gateway on {} (it fetches its configuration from the control plane)",
+        args.listen
+    );
+    let client = platform.gateway_client.clone();
     let snapshot = runtime.block_on(async {
         tokio::time::timeout(
             std::time::Duration::from_secs(30),
@@ -238,23 +290,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let Ok(snapshot) = snapshot else {
         bail!("the gateway got no configuration from the control plane within 30 s");
     };
-    let options = GatewayOptions {
-        base_dir: data_dir.clone(),
-        cache_dir: Some(data_dir.join("wasm-cache")),
-        threads: 0,
-        redis_url: None,
-        access_log: Some(AccessLogOptions {
-            path: data_dir.join("gateway/access.log"),
-            max_bytes: 64 << 20,
-            keep: 5,
-        }),
-    };
-    let gateway =
-        Arc::new(Gateway::new(snapshot, options).context("loading the gateway configuration")?);
+    let gateway = Arc::new(
+        Gateway::new(snapshot, gateway_options(&data_dir))
+            .context("loading the gateway configuration")?,
+    );
     gateway
         .background()
         .spawn(distribution::watch(gateway.clone(), client));
-
     let port = args.listen.port();
     println!(
         "\nPaved is up.\n\n\
@@ -273,14 +315,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         token = credentials.api_token,
         admin_addr = args.admin,
         data = data_dir.display(),
-        version = applied.version.version,
+        version = platform.demo_version,
         snapshot = gateway.version(),
     );
 
     let result = gateway.run(ShutdownHandle::new().watch());
     eprintln!("paved up: stopping");
-    let _ = stop_cp.send(());
-    let _ = runtime.block_on(server);
+    runtime.block_on(platform.stop());
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     result?;
     Ok(())

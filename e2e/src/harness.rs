@@ -210,6 +210,8 @@ pub struct Reply {
     pub headers: HashMap<String, String>,
     /// Body.
     pub body: Vec<u8>,
+    /// Every `set-cookie` value, in order.
+    pub set_cookies: Vec<String>,
 }
 
 impl Reply {
@@ -222,6 +224,15 @@ impl Reply {
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
+    }
+
+    /// The `name=value` parts of the cookies this response set, ready for a `cookie` header.
+    pub fn cookies(&self) -> Vec<String> {
+        self.set_cookies
+            .iter()
+            .filter_map(|c| c.split(';').next())
+            .map(|pair| pair.trim().to_owned())
+            .collect()
     }
 }
 
@@ -256,6 +267,12 @@ pub async fn send(
             .await
             .expect("response");
         let status = response.status().as_u16();
+        let set_cookies = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
         let headers = response
             .headers()
             .iter()
@@ -277,6 +294,7 @@ pub async fn send(
             status,
             headers,
             body,
+            set_cookies,
         }
     };
     tokio::time::timeout(Duration::from_secs(10), exchange)

@@ -60,7 +60,6 @@ fn on_open(ctx: &TracePointContext, direction: Direction) {
 /// Emits the record of a closing socket and forgets it.
 #[inline(always)]
 fn on_close(ctx: &TracePointContext) {
-    if EXPERIMENT == 1 { return; }
     // SAFETY: aligned fields of the record, sizes matching the types.
     let (sk, oldstate) = unsafe { (load::<u64>(ctx, tp::SKADDR), load::<i32>(ctx, tp::OLDSTATE)) };
     // A listener closing (or a socket that never connected) is not a flow.
@@ -94,7 +93,7 @@ fn on_close(ctx: &TracePointContext) {
     fill_endpoints(ctx, &mut record);
     tcp_sock::fill_counters(sk, &mut record);
 
-    if EXPERIMENT != 2 { emit::output(&record); }
+    emit::output(&record);
     let _ = OPEN_FLOWS.remove(sk);
 }
 
@@ -136,5 +135,3 @@ pub fn bytes16(words: [u64; 2]) -> [u8; 16] {
         b[7],
     ]
 }
-
-const EXPERIMENT: u32 = 1;

@@ -13,6 +13,10 @@
 
 use std::{collections::HashMap, net::IpAddr};
 
+/// The maps touched for every record: ahash, randomly keyed (the keys hold peer
+/// addresses an outsider can choose) and much cheaper than SipHash per record.
+type RecordMap<K, V> = HashMap<K, V, ahash::RandomState>;
+
 use paved_flow_common::{FlowRecord, RecordKind};
 use paved_flow_proto::{self as proto, BatchStats, FlowAggregate, RttHistogram};
 
@@ -107,11 +111,11 @@ struct Tracked {
 /// Turns cumulative per-connection counters into increments (see the module docs).
 #[derive(Debug, Default)]
 pub struct FlowTracker {
-    open: HashMap<FlowId, Tracked>,
+    open: RecordMap<FlowId, Tracked>,
     /// Connections closed recently that might still get a late interim record (the
     /// sweep can read a socket just before its final record is written and write its
     /// record just after): such a record is ignored.
-    closed: HashMap<FlowId, u64>,
+    closed: RecordMap<FlowId, u64>,
     /// Connections at least this old (ns) at close may have had an interim record in
     /// flight; younger ones cannot, and are not remembered.
     guard_age_ns: u64,
@@ -166,7 +170,12 @@ impl FlowTracker {
             RecordKind::Closed => {
                 let previous = if tracked {
                     let id = FlowId::of(record);
-                    let previous = self.open.remove(&id).map(|t| t.reported);
+                    // Most connections are short and never tracked: skip the hash then.
+                    let previous = if self.open.is_empty() {
+                        None
+                    } else {
+                        self.open.remove(&id).map(|t| t.reported)
+                    };
                     if previous.is_some() || record.duration_ns() >= self.guard_age_ns {
                         self.closed.insert(id, now_ms);
                     }
@@ -199,7 +208,7 @@ impl FlowTracker {
 /// Sums increments per [`AggregateKey`] over one interval.
 #[derive(Debug, Default)]
 pub struct Aggregator {
-    slots: HashMap<AggregateKey, FlowAggregate>,
+    slots: RecordMap<AggregateKey, FlowAggregate>,
     tracker: FlowTracker,
     stats: BatchStats,
 }
@@ -229,29 +238,36 @@ impl Aggregator {
             return;
         };
         let key = AggregateKey::of(record);
-        if !self.slots.contains_key(&key) && self.slots.len() >= MAX_AGGREGATES {
-            self.stats.overflowed += 1;
-            return;
-        }
-        let slot = self.slots.entry(key).or_insert_with(|| FlowAggregate {
-            direction: key.direction,
-            local_addr: key.local,
-            remote_addr: key.remote,
-            service_port: key.service_port,
-            process: enricher.process(record.tgid, record.comm_bytes()),
-            cgroup_id: record.cgroup_id,
-            container: enricher.container(record.cgroup_id, record.tgid),
-            connections: 0,
-            closed: 0,
-            bytes_sent: 0,
-            bytes_received: 0,
-            segments_sent: 0,
-            segments_received: 0,
-            retransmits: 0,
-            rtt: RttHistogram::default(),
-            first_seen_ms: at_ms,
-            last_seen_ms: at_ms,
-        });
+        // One hash per record on the common path (the key exists): `get_mut` first,
+        // the insertion only for a new key.
+        let slot = match self.slots.get_mut(&key) {
+            Some(slot) => slot,
+            None => {
+                if self.slots.len() >= MAX_AGGREGATES {
+                    self.stats.overflowed += 1;
+                    return;
+                }
+                self.slots.entry(key).or_insert_with(|| FlowAggregate {
+                    direction: key.direction,
+                    local_addr: key.local,
+                    remote_addr: key.remote,
+                    service_port: key.service_port,
+                    process: enricher.process(record.tgid, record.comm_bytes()),
+                    cgroup_id: record.cgroup_id,
+                    container: enricher.container(record.cgroup_id, record.tgid),
+                    connections: 0,
+                    closed: 0,
+                    bytes_sent: 0,
+                    bytes_received: 0,
+                    segments_sent: 0,
+                    segments_received: 0,
+                    retransmits: 0,
+                    rtt: RttHistogram::default(),
+                    first_seen_ms: at_ms,
+                    last_seen_ms: at_ms,
+                })
+            }
+        };
         let c = increment.counters;
         slot.connections += u64::from(increment.new_connection);
         slot.closed += u64::from(increment.closed);
