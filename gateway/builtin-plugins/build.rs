@@ -7,7 +7,15 @@ use std::path::PathBuf;
 use paved_guest_build::GuestBuild;
 
 /// The plugins embedded in the binary, by the name a configuration uses (`builtin: NAME`).
-const PLUGINS: &[&str] = &["noop", "authn", "authz", "waf", "ratelimit", "headers", "accesslog"];
+const PLUGINS: &[&str] = &[
+    "noop",
+    "authn",
+    "authz",
+    "waf",
+    "ratelimit",
+    "headers",
+    "accesslog",
+];
 /// Plugins built for tests only (loaded from `ARTIFACT_DIR`).
 const TEST_PLUGINS: &[&str] = &["conformance", "faulty"];
 

@@ -10,7 +10,7 @@ use async_nats::jetstream::{
     self, AckKind,
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
 };
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use paved_flow_proto::decode_batch;
 
 use super::{NatsError, StreamSettings};
@@ -97,7 +97,8 @@ impl NatsConsumer {
     /// handed to `store`, and acknowledged only once `store` succeeded. A malformed
     /// message is terminated (never redelivered) and counted; a transient store failure
     /// is negatively acknowledged with [`ConsumerSettings::retry_delay`]. NATS errors
-    /// are logged and the pull retried: a collector outlives NATS outages.
+    /// are logged and the pull retried: a collector outlives NATS outages. `shutdown`
+    /// is checked between pulls, so a batch in the middle of `store` is completed.
     pub async fn run<S, F>(&self, store: &S, shutdown: F)
     where
         S: BatchStore + ?Sized,
@@ -105,17 +106,17 @@ impl NatsConsumer {
     {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            tokio::select! {
-                biased;
-                () = &mut shutdown => return,
-                pulled = self.pull_once(store) => {
-                    if let Err(err) = pulled {
-                        tracing::warn!(error = %err, source = %err.source, "pulling flow batches failed; retrying");
-                        tokio::select! {
-                            () = &mut shutdown => return,
-                            () = tokio::time::sleep(self.settings.retry_delay) => {}
-                        }
-                    }
+            if shutdown.as_mut().now_or_never().is_some() {
+                return;
+            }
+            // Not raced against `shutdown`: a batch being stored is finished and
+            // acknowledged, never abandoned half-way; a pull ends within
+            // `fetch_expires` when idle, so shutdown waits at most that long.
+            if let Err(err) = self.pull_once(store).await {
+                tracing::warn!(error = %err, source = %err.source, "pulling flow batches failed; retrying");
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    () = tokio::time::sleep(self.settings.retry_delay) => {}
                 }
             }
         }
