@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 const DEMO_INTENT: &str = include_str!("../../examples/demo/paved.yaml");
 
 /// Arguments of `paved up`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct UpArgs {
     /// Where state lives: the database, keys, credentials, the gateway's last good snapshot.
     #[arg(long, default_value = ".paved")]
@@ -174,15 +174,17 @@ pub struct Platform {
     pub demo_version: i32,
     /// The control plane's URL.
     pub public_url: String,
-    stop: tokio::sync::oneshot::Sender<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Platform {
-    /// Stops the control plane.
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.server.await;
+    /// Stops the control plane (the demo upstream lives as long as the process).
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            let _ = (&mut self.server).await;
+        }
     }
 }
 
@@ -242,7 +244,7 @@ pub async fn start_platform(args: &UpArgs, data_dir: &Path) -> anyhow::Result<Pl
         gateway_client,
         demo_version: applied.version.version,
         public_url,
-        stop,
+        stop: Some(stop),
         server,
     })
 }
@@ -271,7 +273,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let platform = runtime.block_on(start_platform(&args, &data_dir))?;
+    let mut platform = runtime.block_on(start_platform(&args, &data_dir))?;
     let public_url = platform.public_url.clone();
     let credentials = &platform.credentials;
 

@@ -1,49 +1,17 @@
 //! Config distribution end to end: an intent applied through GraphQL is enforced by a running
 //! gateway within a second, and the gateway keeps serving when the control plane goes away.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use paved::up::{UpArgs, gateway_options, start_platform};
-use paved_e2e::harness::{free_port, send};
-use paved_gateway::{Gateway, ShutdownHandle, distribution};
+use paved_e2e::harness::send;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applied_intents_reach_the_gateway_and_it_keeps_serving_without_the_control_plane() {
-    let data_dir = std::env::temp_dir().join(format!("paved-dist-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&data_dir).expect("data dir");
-    let addr = || SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let args = UpArgs {
-        data_dir: data_dir.clone(),
-        listen: addr(),
-        control_plane: addr(),
-        admin: addr(),
-        demo_upstream: addr(),
-    };
-    let platform = start_platform(&args, &data_dir)
-        .await
-        .expect("platform starts");
-    let snapshot = tokio::time::timeout(
-        Duration::from_secs(30),
-        distribution::initial_snapshot(&platform.gateway_client),
-    )
-    .await
-    .expect("a snapshot within 30 s");
-    let gateway = Arc::new(Gateway::new(snapshot, gateway_options(&data_dir)).expect("loads"));
-    gateway.background().spawn(distribution::watch(
-        gateway.clone(),
-        platform.gateway_client.clone(),
-    ));
-    let shutdown = ShutdownHandle::new();
-    let (runner, stopper) = (gateway.clone(), shutdown.clone());
-    let thread = std::thread::spawn(move || runner.run(stopper.watch()).expect("gateway runs"));
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(args.listen).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let mut up = common::start("dist").await;
+    let (args, gateway) = (up.args.clone(), up.gateway.clone());
+    let platform = &mut up.platform;
     let host = |name: &str| format!("{name}.localhost:{}", args.listen.port());
     let status = |name: String| async move {
         send(args.listen, "GET", "/", &[("host", name.as_str())], b"")
@@ -98,11 +66,9 @@ async fn applied_intents_reach_the_gateway_and_it_keeps_serving_without_the_cont
     assert_eq!(status(host("second")).await, 401);
     assert_eq!(status(host("demo")).await, 401);
     // And it saved that snapshot to start from next time.
-    let saved = std::fs::read_to_string(data_dir.join("gateway/last-good-snapshot.json"))
+    let saved = std::fs::read_to_string(args.data_dir.join("gateway/last-good-snapshot.json"))
         .expect("saved snapshot");
     assert!(saved.contains("second.localhost"));
 
-    shutdown.shutdown();
-    thread.join().expect("gateway stops");
-    std::fs::remove_dir_all(&data_dir).ok();
+    up.stop_gateway();
 }

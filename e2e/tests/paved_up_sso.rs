@@ -2,17 +2,9 @@
 //! OpenID Connect login (authorization code + PKCE) at the control plane's provider, and the
 //! upstream sees the identity the gateway asserts — never one a client sends.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use paved::up::{UpArgs, gateway_options, start_platform};
-use paved_e2e::harness::{Reply, free_port, send};
-use paved_gateway::{Gateway, ShutdownHandle, distribution};
-
-fn addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
-}
+use paved_e2e::harness::{Reply, send};
 
 /// `name` → value of every `<input type="hidden">` of a page.
 fn hidden_fields(html: &str) -> Vec<(String, String)> {
@@ -67,40 +59,9 @@ fn location(reply: &Reply) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_app_is_reached_only_after_sso_login_and_sees_the_asserted_identity() {
-    let data_dir = std::env::temp_dir().join(format!("paved-up-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&data_dir).expect("data dir");
-    let args = UpArgs {
-        data_dir: data_dir.clone(),
-        listen: addr(),
-        control_plane: addr(),
-        admin: addr(),
-        demo_upstream: addr(),
-    };
-    let platform = start_platform(&args, &data_dir)
-        .await
-        .expect("platform starts");
-    let snapshot = tokio::time::timeout(
-        Duration::from_secs(30),
-        distribution::initial_snapshot(&platform.gateway_client),
-    )
-    .await
-    .expect("a snapshot within 30 s");
-    let gateway = Arc::new(
-        Gateway::new(snapshot, gateway_options(&data_dir)).expect("the compiled chain loads"),
-    );
-    gateway.background().spawn(distribution::watch(
-        gateway.clone(),
-        platform.gateway_client.clone(),
-    ));
-    let shutdown = ShutdownHandle::new();
-    let (runner, stopper) = (gateway.clone(), shutdown.clone());
-    let thread = std::thread::spawn(move || runner.run(stopper.watch()).expect("gateway runs"));
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(args.listen).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let mut up = common::start("up-sso").await;
+    let args = up.args.clone();
+    let platform = &mut up.platform;
 
     let host = format!("demo.localhost:{}", args.listen.port());
     let browser = [("host", host.as_str()), ("accept", "text/html")];
@@ -236,8 +197,6 @@ async fn the_demo_app_is_reached_only_after_sso_login_and_sees_the_asserted_iden
     .await;
     assert_ne!(refused.status, 200);
 
-    shutdown.shutdown();
-    thread.join().expect("gateway stops");
+    let mut platform = up.stop_gateway();
     platform.stop().await;
-    std::fs::remove_dir_all(&data_dir).ok();
 }

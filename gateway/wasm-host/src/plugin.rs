@@ -184,10 +184,11 @@ impl Plugin {
             }),
         };
         let first = plugin.inner.slots[0].clone();
-        let instance = plugin.start_instance(&first, 1)?;
+        // Hold the slot while the instance starts: its driver may already have a tick or an
+        // HTTP call answer to deliver, and must find the instance stored, not an empty slot.
         let mut state = lock(&first);
         state.generation = 1;
-        state.instance = Some(instance);
+        state.instance = Some(plugin.start_instance(&first, 1)?);
         drop(state);
         Ok(plugin)
     }

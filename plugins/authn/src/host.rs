@@ -112,7 +112,13 @@ pub enum Applied {
 /// Carries out `outcome` for request `ctx` (the effective context). A call is dispatched as
 /// `dispatch_as` (the root's id, when the root acts for a waiting request; the SDK routes
 /// the answer to whoever was running when the call was made).
-pub fn apply(inst: &Instance, ctx: u32, outcome: Outcome, now_ms: u64, dispatch_as: Option<u32>) -> Applied {
+pub fn apply(
+    inst: &Instance,
+    ctx: u32,
+    outcome: Outcome,
+    now_ms: u64,
+    dispatch_as: Option<u32>,
+) -> Applied {
     match outcome {
         Outcome::Continue(admission) => {
             admit(inst, ctx, admission);
@@ -145,7 +151,9 @@ pub fn apply(inst: &Instance, ctx: u32, outcome: Outcome, now_ms: u64, dispatch_
                 return Applied::Done;
             }
             if need == paved_identity::authn::Need::Keys {
-                inst.provider.borrow_mut().request_key_refresh(now_ms / 1000);
+                inst.provider
+                    .borrow_mut()
+                    .request_key_refresh(now_ms / 1000);
             }
             Applied::Waiting
         }
@@ -209,11 +217,19 @@ pub fn call_response(num_headers: usize, body_size: usize) -> CallResponse {
     let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
         .ok()
         .flatten()
-        .and_then(|s| std::str::from_utf8(&s).ok().and_then(|s| s.parse::<u16>().ok()))
+        .and_then(|s| {
+            std::str::from_utf8(&s)
+                .ok()
+                .and_then(|s| s.parse::<u16>().ok())
+        })
         .unwrap_or(0);
-    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size.min(MAX_CALL_BODY))
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let body = hostcalls::get_buffer(
+        BufferType::HttpCallResponseBody,
+        0,
+        body_size.min(MAX_CALL_BODY),
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
     CallResponse { status, body }
 }

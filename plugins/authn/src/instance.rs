@@ -4,7 +4,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use log::{info, warn};
-use paved_identity::authn::{Authn, CallResponse, ConfiguredKeys, Env, Need, Outcome, Pending, Resume};
+use paved_identity::authn::{
+    Authn, CallResponse, ConfiguredKeys, Env, Need, Outcome, Pending, Resume,
+};
 use paved_identity::provider::{ProviderCache, ProviderSnapshot, Schedule};
 use paved_identity::random::OsRng;
 use paved_identity::waitlist::WaitList;
@@ -26,6 +28,9 @@ pub struct Instance {
     pub waiting: RefCell<WaitList<(Need, Resume)>>,
     /// `Set-Cookie` values for the responses of requests let through (refreshed sessions).
     pub response_cookies: RefCell<HashMap<u32, Vec<String>>>,
+    /// Requests paused on a call they made themselves, with when it started (ms): the root
+    /// answers them if the host never delivers the call's answer.
+    pub calls_in_flight: RefCell<HashMap<u32, u64>>,
 }
 
 impl Instance {
@@ -75,6 +80,7 @@ impl Instance {
             provider: RefCell::new(ProviderCache::new(&s.issuer, schedule)),
             waiting: RefCell::new(WaitList::new(s.max_waiting, s.max_wait_ms)),
             response_cookies: RefCell::new(HashMap::new()),
+            calls_in_flight: RefCell::new(HashMap::new()),
             authn,
         };
         instance.adopt_shared();
@@ -97,7 +103,12 @@ impl Instance {
     }
 
     /// Continues a step with the provider's answer.
-    pub fn continue_call(&self, pending: Pending, response: CallResponse, now_secs: u64) -> Outcome {
+    pub fn continue_call(
+        &self,
+        pending: Pending,
+        response: CallResponse,
+        now_secs: u64,
+    ) -> Outcome {
         let provider = self.provider.borrow();
         let mut rng = OsRng;
         let mut replay = SharedReplay;

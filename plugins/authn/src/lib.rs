@@ -45,6 +45,12 @@ const BUSY_TICK: Duration = Duration::from_millis(100);
 /// Tick period otherwise (refresh schedule, waiting deadlines).
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
+/// How long a call may stay unanswered before it counts as lost: its own timeout (the host
+/// answers a timed-out call as failed) plus a margin.
+fn call_deadline_ms(inst: &Instance) -> u64 {
+    inst.authn.settings().http_timeout_ms + 2000
+}
+
 fn now_ms() -> u64 {
     hostcalls::get_current_time()
         .ok()
@@ -55,10 +61,10 @@ fn now_ms() -> u64 {
 struct Root {
     id: u32,
     instance: Option<Rc<Instance>>,
-    /// The provider fetch under way.
-    fetch: Option<(u32, Fetch)>,
-    /// Calls the root made for waiting requests: token → (request, step).
-    calls: HashMap<u32, (u32, Pending)>,
+    /// The provider fetch under way: token, what, when it started (ms).
+    fetch: Option<(u32, Fetch, u64)>,
+    /// Calls the root made for waiting requests: token → (request, step, started ms).
+    calls: HashMap<u32, (u32, Pending, u64)>,
     tick: Duration,
 }
 
@@ -82,10 +88,17 @@ impl Root {
 
     /// Starts the next provider fetch, if one is due.
     fn fetch(&mut self, inst: &Instance, now_ms: u64) {
-        if self.fetch.is_some() {
-            return;
-        }
         let now = now_ms / 1000;
+        if let Some((_, what, started)) = self.fetch {
+            if now_ms < started + call_deadline_ms(inst) {
+                return;
+            }
+            // The host never answered (it must answer even failed calls): count it as a
+            // failure, so the fetcher backs off and tries again instead of waiting forever.
+            warn!("authn: no answer to the {what:?} fetch; trying again");
+            self.fetch = None;
+            let _ = inst.provider.borrow_mut().on_response(what, 0, b"", now);
+        }
         // Another instance may have fetched what is due already.
         let due = inst.provider.borrow_mut().next_fetch(now);
         let request = match due {
@@ -104,13 +117,16 @@ impl Root {
         ];
         let timeout = Duration::from_millis(inst.authn.settings().http_timeout_ms);
         match self.dispatch_http_call(&inst.cluster, headers, None, Vec::new(), timeout) {
-            Ok(token) => self.fetch = Some((token, request.what)),
+            Ok(token) => self.fetch = Some((token, request.what, now_ms)),
             Err(status) => {
                 warn!(
                     "authn: calling cluster {:?} failed ({status:?}); is it configured?",
                     inst.cluster
                 );
-                let _ = inst.provider.borrow_mut().on_response(request.what, 0, b"", now);
+                let _ = inst
+                    .provider
+                    .borrow_mut()
+                    .on_response(request.what, 0, b"", now);
             }
         }
     }
@@ -133,10 +149,12 @@ impl Root {
             let provider = inst.provider.borrow();
             let loaded = provider.provider().is_some();
             let keys_settled = !provider.key_refresh_pending();
-            inst.waiting.borrow_mut().take_ready(|(need, _)| match need {
-                Need::Provider => loaded,
-                Need::Keys => keys_settled,
-            })
+            inst.waiting
+                .borrow_mut()
+                .take_ready(|(need, _)| match need {
+                    Need::Provider => loaded,
+                    Need::Keys => keys_settled,
+                })
         };
         for waiter in ready {
             // BAD_ARGUMENT: the request is gone (its client left).
@@ -154,7 +172,13 @@ impl Root {
     }
 
     /// Applies an outcome for a request the root acts on (effective context: the request).
-    fn finish(&mut self, inst: &Instance, ctx: u32, outcome: paved_identity::authn::Outcome, now_ms: u64) {
+    fn finish(
+        &mut self,
+        inst: &Instance,
+        ctx: u32,
+        outcome: paved_identity::authn::Outcome,
+        now_ms: u64,
+    ) {
         match host::apply(inst, ctx, outcome, now_ms, Some(self.id)) {
             Applied::Continue => {
                 if let Err(status) = hostcalls::resume_http_request() {
@@ -162,32 +186,73 @@ impl Root {
                 }
             }
             Applied::Called(token, pending) => {
-                self.calls.insert(token, (ctx, pending));
+                self.calls.insert(token, (ctx, pending, now_ms));
             }
             Applied::Done | Applied::Waiting => {}
         }
     }
 
+    /// Answers 503 for requests whose call (made by the root or by the request itself) never
+    /// got an answer from the host.
+    fn expire_calls(&mut self, inst: &Instance, now_ms: u64) {
+        let deadline = call_deadline_ms(inst);
+        let mut stuck: Vec<u32> = Vec::new();
+        self.calls.retain(|_, (ctx, _, started)| {
+            let alive = now_ms < *started + deadline;
+            if !alive {
+                stuck.push(*ctx);
+            }
+            alive
+        });
+        inst.calls_in_flight.borrow_mut().retain(|ctx, started| {
+            let alive = now_ms < *started + deadline;
+            if !alive {
+                stuck.push(*ctx);
+            }
+            alive
+        });
+        for ctx in stuck {
+            warn!("authn: no answer from the identity provider for request {ctx}");
+            if hostcalls::set_effective_context(ctx).is_ok() {
+                let reply = paved_identity::authn::Outcome::Respond(inst.authn.unavailable());
+                host::apply(inst, ctx, reply, now_ms, None);
+            }
+        }
+        let _ = hostcalls::set_effective_context(self.id);
+    }
+
     fn busy(&self, inst: &Instance) -> bool {
-        !inst.waiting.borrow().is_empty() || inst.provider.borrow().busy() || self.fetch.is_some()
+        !inst.waiting.borrow().is_empty()
+            || inst.provider.borrow().busy()
+            || self.fetch.is_some()
+            || !self.calls.is_empty()
+            || !inst.calls_in_flight.borrow().is_empty()
     }
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         let Some(inst) = self.instance.clone() else {
             return;
         };
         let response = host::call_response(num_headers, body_size);
         let now_ms = now_ms();
-        if let Some((t, what)) = self.fetch
+        if let Some((t, what, _)) = self.fetch
             && t == token
         {
             self.fetch = None;
-            let result = inst
-                .provider
-                .borrow_mut()
-                .on_response(what, response.status, &response.body, now_ms / 1000);
+            let result = inst.provider.borrow_mut().on_response(
+                what,
+                response.status,
+                &response.body,
+                now_ms / 1000,
+            );
             match result {
                 Ok(Loaded::Discovery) => self.fetch(&inst, now_ms),
                 Ok(Loaded::Keys(skipped)) => {
@@ -202,7 +267,7 @@ impl Context for Root {
             self.serve_waiters(&inst, now_ms);
             return;
         }
-        let Some((ctx, pending)) = self.calls.remove(&token) else {
+        let Some((ctx, pending, _)) = self.calls.remove(&token) else {
             return;
         };
         if hostcalls::set_effective_context(ctx).is_err() {
@@ -223,10 +288,9 @@ impl RootContext for Root {
         let Some(inst) = Instance::configure(&bytes) else {
             return false;
         };
-        let inst = Rc::new(inst);
-        let now = now_ms();
-        self.fetch(&inst, now);
-        self.instance = Some(inst);
+        // The first fetch starts at the first tick, not here: an answer that came back
+        // before the host finished setting the instance up could be lost.
+        self.instance = Some(Rc::new(inst));
         self.set_tick(BUSY_TICK);
         true
     }
@@ -240,8 +304,13 @@ impl RootContext for Root {
             inst.adopt_shared();
         }
         self.fetch(&inst, now);
+        self.expire_calls(&inst, now);
         self.serve_waiters(&inst, now);
-        let period = if self.busy(&inst) { BUSY_TICK } else { IDLE_TICK };
+        let period = if self.busy(&inst) {
+            BUSY_TICK
+        } else {
+            IDLE_TICK
+        };
         self.set_tick(period);
     }
 
@@ -268,7 +337,13 @@ struct Request {
 }
 
 impl Context for Request {
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         let Some(inst) = self.instance.clone() else {
             return;
         };
@@ -279,12 +354,19 @@ impl Context for Request {
             self.pending = Some((expected, pending));
             return;
         }
+        // Gone from the list: the root already answered this request (no answer in time).
+        if inst.calls_in_flight.borrow_mut().remove(&self.id).is_none() {
+            return;
+        }
         let response = host::call_response(num_headers, body_size);
         let now = now_ms();
         let outcome = inst.continue_call(pending, response, now / 1000);
         match host::apply(&inst, self.id, outcome, now, None) {
             Applied::Continue => self.resume_http_request(),
-            Applied::Called(token, pending) => self.pending = Some((token, pending)),
+            Applied::Called(token, pending) => {
+                inst.calls_in_flight.borrow_mut().insert(self.id, now);
+                self.pending = Some((token, pending));
+            }
             Applied::Done | Applied::Waiting => {}
         }
     }
@@ -293,6 +375,7 @@ impl Context for Request {
         if let Some(inst) = &self.instance {
             inst.waiting.borrow_mut().remove(self.id);
             inst.response_cookies.borrow_mut().remove(&self.id);
+            inst.calls_in_flight.borrow_mut().remove(&self.id);
         }
         true
     }
@@ -301,7 +384,11 @@ impl Context for Request {
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(inst) = self.instance.clone() else {
-            self.send_http_response(500, vec![("content-type", "text/plain")], Some(b"authn is not configured\n"));
+            self.send_http_response(
+                500,
+                vec![("content-type", "text/plain")],
+                Some(b"authn is not configured\n"),
+            );
             return Action::Pause;
         };
         host::strip(inst.authn.strip_headers());
@@ -310,6 +397,7 @@ impl HttpContext for Request {
         match host::apply(&inst, self.id, outcome, now, None) {
             Applied::Continue => Action::Continue,
             Applied::Called(token, pending) => {
+                inst.calls_in_flight.borrow_mut().insert(self.id, now);
                 self.pending = Some((token, pending));
                 Action::Pause
             }

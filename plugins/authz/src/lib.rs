@@ -82,9 +82,11 @@ impl HttpContext for Authz {
         let verdict = match &self.policy {
             Some(policy) => {
                 let identity = Identity::from_properties(|name| self.property(name));
-                policy
-                    .0
-                    .decide(&self.header(":method"), &self.header(":path"), identity.as_ref())
+                policy.0.decide(
+                    &self.header(":method"),
+                    &self.header(":path"),
+                    identity.as_ref(),
+                )
             }
             None => Verdict::Deny {
                 status: 500,
@@ -100,7 +102,11 @@ impl HttpContext for Authz {
         };
         let request_id = self.property("request.id").unwrap_or_default();
         let body = denial_body(status, reason, &request_id);
-        let realm = self.policy.as_ref().map(|p| p.1.clone()).unwrap_or_default();
+        let realm = self
+            .policy
+            .as_ref()
+            .map(|p| p.1.clone())
+            .unwrap_or_default();
         let challenge = format!(
             "Bearer realm=\"{}\"",
             realm.replace(|c: char| c == '"' || c == '\\' || c.is_control(), "_")

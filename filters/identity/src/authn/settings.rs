@@ -243,6 +243,9 @@ impl Settings {
         };
         // Every header authn sets upstream is stripped from the client's request first,
         // whatever the configured list says.
+        for h in &c.strip_headers {
+            header_name("strip_headers", &h.to_ascii_lowercase())?;
+        }
         let mut strip: Vec<String> = c
             .strip_headers
             .iter()
@@ -393,6 +396,13 @@ mod tests {
                     ..config()
                 },
                 ConfigError::HeaderName("identity_header"),
+            ),
+            (
+                AuthnConfig {
+                    strip_headers: vec!["x-ok".into(), "bad header".into()],
+                    ..config()
+                },
+                ConfigError::HeaderName("strip_headers"),
             ),
             (
                 AuthnConfig {
