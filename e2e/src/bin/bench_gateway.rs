@@ -29,12 +29,9 @@ routes:
 "#;
 
 /// The filters of the default chain that run without an identity provider, in chain order.
+/// (ratelimit is left out until its benchmark configuration is accepted: see docs/benchmarks.md.)
 const CHAIN: &[(&str, &str)] = &[
     ("waf", r#"{"mode": "block", "paranoia": 1}"#),
-    (
-        "ratelimit",
-        r#"{"rules": [{"key": "ip", "rate_per_second": 1000000, "burst": 1000000}]}"#,
-    ),
     ("headers", "{}"),
     ("accesslog", "{}"),
 ];
