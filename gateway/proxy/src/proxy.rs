@@ -78,12 +78,7 @@ impl GatewayProxy {
         response: LocalResponse,
         by: Option<usize>,
     ) -> Result<()> {
-        let mut headers = paved_wasm_host::HeaderMap::from_pairs(
-            response
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_slice())),
-        );
+        let mut headers = response.header_map();
         if let Some(chain) = ctx.chain.as_mut() {
             let mut map = paved_wasm_host::HeaderMap::new();
             map.add(":status", response.status.to_string());
@@ -417,12 +412,7 @@ impl ProxyHttp for GatewayProxy {
             }
             ChainDecision::Respond { response, .. } => {
                 // Replace the upstream's response: its body is dropped in the body filter.
-                let mut headers = paved_wasm_host::HeaderMap::from_pairs(
-                    response
-                        .headers
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.as_slice())),
-                );
+                let mut headers = response.header_map();
                 headers.replace("x-request-id", ctx.request_id.as_bytes());
                 *upstream = build_response(response.status, &headers, response.body.len())
                     .map_err(|e| Error::explain(ErrorType::InternalError, e))?;

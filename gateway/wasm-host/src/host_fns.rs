@@ -570,43 +570,41 @@ fn shared_data_and_queues(linker: &mut Linker<HostState>) -> wasmtime::Result<()
     Ok(())
 }
 
+/// Queues an effect on the effective context's HTTP stream (continue or close); TCP streams
+/// are not supported.
+fn stream_effect(caller: &mut GuestCaller<'_>, stream: i32, effect: fn(u32) -> Effect) -> i32 {
+    let state = caller.data_mut();
+    match StreamType::from_raw(stream) {
+        Some(StreamType::HttpRequest | StreamType::HttpResponse) => {
+            let context_id = state.effective_context;
+            if !state.live_contexts.contains(&context_id) {
+                return Status::NotFound as i32;
+            }
+            state.effects.push(effect(context_id));
+            0
+        }
+        Some(_) => Status::Unimplemented as i32,
+        None => Status::BadArgument as i32,
+    }
+}
+
 fn streams(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         "proxy_continue_stream",
         |mut caller: GuestCaller<'_>, stream: i32| -> R {
-            let state = caller.data_mut();
-            match StreamType::from_raw(stream) {
-                Some(StreamType::HttpRequest | StreamType::HttpResponse) => {
-                    let context_id = state.effective_context;
-                    if !state.live_contexts.contains(&context_id) {
-                        return Ok(Status::NotFound as i32);
-                    }
-                    state.effects.push(Effect::Resume { context_id });
-                    Ok(0)
-                }
-                Some(_) => Ok(Status::Unimplemented as i32),
-                None => Ok(Status::BadArgument as i32),
-            }
+            Ok(stream_effect(&mut caller, stream, |context_id| {
+                Effect::Resume { context_id }
+            }))
         },
     )?;
     linker.func_wrap(
         "env",
         "proxy_close_stream",
         |mut caller: GuestCaller<'_>, stream: i32| -> R {
-            let state = caller.data_mut();
-            match StreamType::from_raw(stream) {
-                Some(StreamType::HttpRequest | StreamType::HttpResponse) => {
-                    let context_id = state.effective_context;
-                    if !state.live_contexts.contains(&context_id) {
-                        return Ok(Status::NotFound as i32);
-                    }
-                    state.effects.push(Effect::Close { context_id });
-                    Ok(0)
-                }
-                Some(_) => Ok(Status::Unimplemented as i32),
-                None => Ok(Status::BadArgument as i32),
-            }
+            Ok(stream_effect(&mut caller, stream, |context_id| {
+                Effect::Close { context_id }
+            }))
         },
     )?;
     linker.func_wrap(

@@ -99,3 +99,10 @@ pub struct LocalResponse {
     /// The body.
     pub body: Vec<u8>,
 }
+
+impl LocalResponse {
+    /// Its headers as a header map (without `:status`).
+    pub fn header_map(&self) -> HeaderMap {
+        HeaderMap::from_pairs(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())))
+    }
+}
