@@ -22,6 +22,8 @@ APT_PACKAGES=(
   rust-web-llvm lld-22
   # BPF guest build (flow agent): core for bpfel-unknown-none, LLVM 22 for bpf-linker
   libstd-rust-web-dev-bpf llvm-22-dev libpolly-22-dev
+  # UI tests: a real headless browser driven over WebDriver
+  chromium chromium-driver
 )
 
 missing=()
@@ -46,6 +48,18 @@ if ! command -v bpf-linker >/dev/null 2>&1; then
     || fail "bpf-linker" "Needs llvm-22-dev and libpolly-22-dev; see docs/DEVELOPING.md."
 else
   say "bpf-linker present"
+fi
+
+# wasm-bindgen's CLI generates the UI's JS glue; it must be exactly the version of the
+# `wasm-bindgen` crate pinned in ui/Cargo.toml.
+WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' "$(dirname "$0")/../ui/Cargo.toml")
+[ -n "$WASM_BINDGEN_VERSION" ] || fail "wasm-bindgen" "ui/Cargo.toml must pin wasm-bindgen with =X.Y.Z"
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, takes a few minutes once)"
+  cargo install --locked --force wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" \
+    || fail "wasm-bindgen-cli" "cargo install wasm-bindgen-cli --version $WASM_BINDGEN_VERSION"
+else
+  say "wasm-bindgen $WASM_BINDGEN_VERSION present"
 fi
 
 # BPF tracepoints are attached through tracefs.

@@ -24,6 +24,10 @@ pub struct ControlPlaneArgs {
     /// Serve GraphiQL at GET /graphql.
     #[arg(long)]
     development: bool,
+    /// Consume flow batches from this NATS server (JetStream stream `PAVED_FLOWS`, durable
+    /// consumer `paved-flow-collectors` shared by every replica).
+    #[arg(long, env = "PAVED_NATS_URL")]
+    flows_nats_url: Option<String>,
 }
 
 /// Runs the control plane until Ctrl-C.
@@ -43,6 +47,15 @@ pub fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         let cp = ControlPlane::start(config)
             .await
             .context("starting the control plane")?;
+        if let Some(url) = args.flows_nats_url {
+            use paved_flow_agent::transport::nats::{ConsumerSettings, StreamSettings};
+            cp.spawn_flow_consumer(
+                url,
+                StreamSettings::default(),
+                ConsumerSettings::default(),
+                shutdown_signal(),
+            );
+        }
         serve(cp, args.listen, shutdown_signal()).await
     })
 }

@@ -4,5 +4,6 @@
 pub mod apply_cmd;
 pub mod control_plane_cmd;
 pub mod demo;
+pub mod flow_agent_cmd;
 pub mod gateway_cmd;
 pub mod up;

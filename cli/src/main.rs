@@ -1,6 +1,6 @@
 //! `paved`: the entry point of every part of the platform.
 
-use paved::{apply_cmd, control_plane_cmd, gateway_cmd, up};
+use paved::{apply_cmd, control_plane_cmd, flow_agent_cmd, gateway_cmd, up};
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +23,8 @@ enum Command {
     ControlPlane(control_plane_cmd::ControlPlaneArgs),
     /// Plan or apply a paved.yaml through the control plane's API.
     Apply(apply_cmd::ApplyArgs),
+    /// Run the eBPF flow agent: who talks to whom, exported to NATS or a control plane.
+    FlowAgent(flow_agent_cmd::FlowAgentArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +39,6 @@ fn main() -> anyhow::Result<()> {
         Command::Gateway(args) => gateway_cmd::run(args),
         Command::ControlPlane(args) => control_plane_cmd::run(args),
         Command::Apply(args) => apply_cmd::run(args),
+        Command::FlowAgent(args) => flow_agent_cmd::run(args),
     }
 }

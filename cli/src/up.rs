@@ -174,6 +174,8 @@ pub struct Platform {
     pub demo_version: i32,
     /// The control plane's URL.
     pub public_url: String,
+    /// The control plane (what the in-process flow agent stores its batches in).
+    pub control_plane: ControlPlane,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -226,6 +228,7 @@ pub async fn start_platform(args: &UpArgs, data_dir: &Path) -> anyhow::Result<Pl
         .await
         .context("applying the demo intent")?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let control_plane = cp.clone();
     let server = tokio::spawn(crate::control_plane_cmd::serve(
         cp,
         args.control_plane,
@@ -244,6 +247,7 @@ pub async fn start_platform(args: &UpArgs, data_dir: &Path) -> anyhow::Result<Pl
         gateway_client,
         demo_version: applied.version.version,
         public_url,
+        control_plane,
         stop: Some(stop),
         server,
     })
@@ -274,6 +278,22 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let mut platform = runtime.block_on(start_platform(&args, &data_dir))?;
+    // Who talks to whom on this machine (the gateway to the demo app among them), from the
+    // eBPF agent through an in-process channel. Without eBPF, Paved runs without flows.
+    let flows = match runtime.block_on(crate::flow_agent_cmd::start_in_process(
+        &platform.control_plane,
+        std::time::Duration::from_secs(10),
+    )) {
+        Ok(agent) => {
+            eprintln!("paved up: flow agent running (eBPF, 10 s intervals)");
+            Some(agent)
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "continuing without flow telemetry");
+            eprintln!("paved up: warning: no flow telemetry: {e:#}");
+            None
+        }
+    };
     let public_url = platform.public_url.clone();
     let credentials = &platform.credentials;
 
@@ -302,8 +322,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let port = args.listen.port();
     println!(
         "\nPaved is up.\n\n\
+         \x20 The Paved console (UI):     {public_url}/\n\
          \x20 The demo app (behind SSO):  http://demo.localhost:{port}/\n\
-         \x20   log in as demo / {demo}   (admin / {admin} is an admin)\n\
+         \x20   log in to both as demo / {demo}   (admin / {admin} is an admin)\n\
          \x20 GraphQL (GraphiQL):         {public_url}/graphql\n\
          \x20   token: {token}\n\
          \x20   curl -s {public_url}/graphql -H 'authorization: Bearer {token}' \\\n\
@@ -321,8 +342,19 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         snapshot = gateway.version(),
     );
 
+    if flows.is_some() {
+        println!(
+            "  Flows (who talks to whom):  curl -s {public_url}/graphql -H 'authorization: Bearer {token}' \\\n\
+             \x20       -H 'content-type: application/json' -d '{{\"query\":\"{{ appDependencies(app: \\\"demo\\\") {{ inbound {{ source bytes connections }} }} }}\"}}'\n",
+            token = credentials.api_token,
+        );
+    }
+
     let result = gateway.run(ShutdownHandle::new().watch());
     eprintln!("paved up: stopping");
+    if let Some(agent) = flows {
+        runtime.block_on(agent.stop());
+    }
     runtime.block_on(platform.stop());
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     result?;

@@ -33,6 +33,8 @@ pub struct ControlPlaneConfig {
     pub certificates: CertificateSettings,
     /// GraphQL query limits.
     pub graphql: GraphqlLimits,
+    /// The web UI and people's sign-in to it (docs/ui-hosting.md).
+    pub ui: UiSettings,
 }
 
 impl ControlPlaneConfig {
@@ -51,6 +53,7 @@ impl ControlPlaneConfig {
             max_long_poll: Duration::from_secs(30),
             certificates: CertificateSettings::default(),
             graphql: GraphqlLimits::default(),
+            ui: UiSettings::default(),
         }
     }
 
@@ -66,6 +69,37 @@ impl ControlPlaneConfig {
     pub fn issuer(&self) -> String {
         self.public_url.trim_end_matches('/').to_string()
     }
+
+    /// Where the OpenID provider sends people back to the UI: `{public_url}/ui/callback`.
+    pub fn ui_callback_url(&self) -> String {
+        format!("{}/ui/callback", self.issuer())
+    }
+
+    /// The UI client's redirect URIs: [`OidcSettings::ui_redirect_uris`], plus
+    /// [`ControlPlaneConfig::ui_callback_url`] when the UI is served (so that sign-in works
+    /// with no setting).
+    pub fn ui_redirect_uris(&self) -> Vec<String> {
+        let mut uris = self.oidc.ui_redirect_uris.clone();
+        let callback = self.ui_callback_url();
+        if self.ui.enabled && !uris.contains(&callback) {
+            uris.push(callback);
+        }
+        uris
+    }
+}
+
+/// Settings of the web UI the control plane serves (pages, `/ui/...`, `/pkg/...`).
+#[derive(Debug, Clone)]
+pub struct UiSettings {
+    /// Serve the UI. People sign in through the built-in OpenID provider (`oidc.enabled`), as
+    /// its client `oidc.ui_client_id`, with the issuer `public_url`.
+    pub enabled: bool,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        UiSettings { enabled: true }
+    }
 }
 
 /// Settings of the built-in OpenID provider (small-install mode).
@@ -79,7 +113,8 @@ pub struct OidcSettings {
     /// Client id of the control plane's own UI; access tokens issued to it authenticate people
     /// on the API.
     pub ui_client_id: String,
-    /// Redirect URIs of the UI client (registered at start when non-empty).
+    /// Extra redirect URIs of the UI client (registered at start); `{public_url}/ui/callback`
+    /// is added when the UI is served (see [`ControlPlaneConfig::ui_redirect_uris`]).
     pub ui_redirect_uris: Vec<String>,
     /// Register the gateway's client (`compile.identity.client_id`, with
     /// `compile.identity.client_secret`) and keep its redirect URIs equal to the callback of

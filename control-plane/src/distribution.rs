@@ -7,7 +7,11 @@
 //! - `POST /v1/gateways/{gateway_id}/status` with `{"version": N, "ok": true}` or
 //!   `{"version": N, "ok": false, "error": "..."}`: records an ACK or NACK; `204`.
 //!
-//! Both need `Authorization: Bearer <token>` with the `gateway` scope (or `admin`).
+//! - `POST /v1/gateways/{gateway_id}/traffic` with a JSON array of access-log records: stores
+//!   them (all or none: a bad record is a `400` naming its index and field); `200` with
+//!   `{"stored": N, "duplicates": M}`.
+//!
+//! All need `Authorization: Bearer <token>` with the `gateway` scope (or `admin`).
 
 use std::time::Duration;
 
@@ -23,7 +27,7 @@ use serde_json::json;
 use crate::Error;
 use crate::auth::Principal;
 use crate::http::authenticate;
-use crate::services::{ControlPlane, GatewayReport, check_gateway_id};
+use crate::services::{ControlPlane, GatewayReport, MAX_TRAFFIC_BODY_BYTES, check_gateway_id};
 
 /// Header carrying the version of a snapshot response (and of a `304`: the latest version).
 pub const VERSION_HEADER: &str = "x-paved-version";
@@ -38,6 +42,10 @@ pub fn routes() -> Router<ControlPlane> {
         .route(
             "/v1/gateways/{gateway_id}/status",
             post(status).layer(DefaultBodyLimit::max(MAX_STATUS_BYTES)),
+        )
+        .route(
+            "/v1/gateways/{gateway_id}/traffic",
+            post(traffic).layer(DefaultBodyLimit::max(MAX_TRAFFIC_BODY_BYTES)),
         )
 }
 
@@ -174,6 +182,34 @@ async fn status(
     };
     match cp.record_gateway_report(&who, &gateway_id, report).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn traffic(
+    State(cp): State<ControlPlane>,
+    Path(gateway_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let who = match gateway_principal(&cp, &headers).await {
+        Ok(w) => w,
+        Err(e) => return error_response(&e),
+    };
+    let records: Vec<serde_json::Value> = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(&Error::BadRequest(format!(
+                "expected a JSON array of access-log records: {e}"
+            )));
+        }
+    };
+    match cp.ingest_traffic(&who, &gateway_id, &records).await {
+        Ok(done) => (
+            StatusCode::OK,
+            Json(json!({"stored": done.stored, "duplicates": done.duplicates})),
+        )
+            .into_response(),
         Err(e) => error_response(&e),
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: one axum [`Router`] with GraphQL (`/graphql`, `/graphql/ws`), the OpenID
-//! provider, config distribution (`/v1/gateways/...`), the internal CA's certificate
-//! (`/v1/ca.pem`) and `/healthz`.
+//! provider, config distribution (`/v1/gateways/...`), flow batches of agents (`/v1/flows`), the
+//! internal CA's certificate (`/v1/ca.pem`), `/healthz`, and the web UI (pages, `/ui/...`,
+//! `/pkg/...`; see [`crate::ui`]).
 
 use axum::Router;
 use axum::extract::State;
@@ -16,12 +17,16 @@ use crate::{Error, Result};
 pub fn router(cp: ControlPlane) -> Router {
     let mut app = Router::new()
         .merge(crate::distribution::routes())
+        .merge(crate::services::flows::routes())
         .route("/v1/ca.pem", get(ca_pem))
         .route("/healthz", get(|| async { "ok" }));
     if cp.config().oidc.enabled {
         app = app.merge(crate::oidc::routes());
     }
-    app.with_state(cp.clone()).merge(crate::graphql::router(cp))
+    app.with_state(cp.clone())
+        .merge(crate::graphql::router(cp.clone()))
+        // The web UI: pages, people's sign-in (/ui/...), the browser module (/pkg/...).
+        .merge(crate::ui::router(cp))
 }
 
 /// The principal of a request's `Authorization: Bearer ...` header: an API token

@@ -11,6 +11,7 @@
 //! - [`distribution`]: the long-poll protocol through which gateways fetch snapshots and ACK or
 //!   NACK them (docs/config-distribution.md);
 //! - [`tls`]: certificate issuance behind [`tls::CertificateIssuer`], with an internal CA;
+//! - [`ui`]: the web UI (`paved-ui`) served to people, with their sign-in;
 //! - [`http`]: the axum [`Router`](axum::Router) that mounts all of the above.
 //!
 //! The binary calls [`ControlPlane::start`] with a [`ControlPlaneConfig`] and serves
@@ -27,9 +28,10 @@ pub mod secrets;
 pub mod services;
 pub mod storage;
 pub mod tls;
+pub mod ui;
 
 pub use auth::{ActorKind, Principal, Role, Scope};
-pub use config::{ControlPlaneConfig, OidcSettings};
+pub use config::{ControlPlaneConfig, OidcSettings, UiSettings};
 pub use error::Error;
 pub use services::ControlPlane;
 

@@ -5,48 +5,15 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Backend, env, person, serve};
+use common::{Backend, client, cookie_value, env, hidden, person, query_param, serve};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use paved_control_plane::services::NewClient;
 use paved_control_plane::{ControlPlane, Role};
-use reqwest::redirect::Policy;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client")
-}
-
-fn cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
-fn hidden(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    Some(html[start..].split('"').next()?.replace("&amp;", "&"))
-}
-
-fn query_param(location: &str, key: &str) -> Option<String> {
-    url::Url::parse(location)
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
-}
 
 fn verifier_and_challenge() -> (String, String) {
     let verifier = paved_control_plane::secrets::random_token(32);
@@ -368,10 +335,11 @@ async fn authorization_code_flow_with_pkce(backend: Backend) {
 }
 
 async fn ui_access_tokens_authenticate_people_on_the_api(backend: Backend) {
-    let t = env(backend).await;
+    // The UI client is registered at start (with `{public_url}/ui/callback`); the test's
+    // redirect URI is one more of its URIs.
+    let t = common::env_with(backend, |c| c.oidc.ui_redirect_uris = vec![REDIRECT.into()]).await;
     let cp = &t.cp;
     person(cp, "ann", Role::AppOwner, &["team-a"]).await;
-    register(cp, "paved-ui", false).await;
     let base = serve(cp).await;
     let http = client();
     let (verifier, challenge) = verifier_and_challenge();

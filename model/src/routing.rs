@@ -7,6 +7,7 @@
 //! into another's policy).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use crate::names::check_host_pattern;
 use crate::snapshot::Route;
@@ -105,17 +106,62 @@ pub enum PathError {
     /// `..` segments climb above the root.
     #[error("the path climbs above the root with `..`")]
     AboveRoot,
+    /// A `%` is not followed by two hexadecimal digits.
+    #[error("the path holds a `%` that is not followed by two hexadecimal digits")]
+    InvalidEscape,
+}
+
+/// Rewrites percent escapes into one canonical form (RFC 3986 §6.2.2): escaped unreserved
+/// characters (letters, digits, `-`, `_`, `~`) are decoded and every other escape gets
+/// upper-case hex. Without it `/%61dmin` would miss the `/admin` route's policy while the
+/// upstream, decoding it, serves `/admin`.
+fn canonical_escapes(path: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
+    if !path.contains('%') {
+        return Ok(std::borrow::Cow::Borrowed(path));
+    }
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            // Copy the run of plain characters up to the next escape (keeps UTF-8 intact).
+            let end = path[i..].find('%').map_or(bytes.len(), |n| i + n);
+            out.push_str(&path[i..end]);
+            i = end;
+            continue;
+        }
+        let (Some(hi), Some(lo)) = (
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) else {
+            return Err(PathError::InvalidEscape);
+        };
+        // Both digits are < 16, so the value fits in a byte.
+        let byte = (hi * 16 + lo) as u8;
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            // Writing into a String cannot fail.
+            let _ = write!(out, "%{byte:02X}");
+        }
+        i += 3;
+    }
+    Ok(std::borrow::Cow::Owned(out))
 }
 
 /// Normalizes a request path before matching: drops the query, merges repeated `/`, resolves
 /// `.` and `..` segments, and rejects encodings that upstreams may decode differently
-/// (`%2e`, `%2f`, `%5c`, `%00`, `\`, control bytes). Matching a raw path instead would let
+/// (`%2e`, `%2f`, `%5c`, `%00`, `\`, control bytes), and decodes escaped unreserved
+/// characters (`/%61dmin` is `/admin`). Matching a raw path instead would let
 /// `/public/../admin` reach `/admin` under the public route's policy.
 pub fn normalize_path(path: &str) -> Result<String, PathError> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
+    let path = canonical_escapes(path)?;
+    let path = path.as_ref();
     let lower = path.to_ascii_lowercase();
     if ["%2e", "%2f", "%5c", "%00"]
         .iter()
@@ -334,6 +380,43 @@ mod tests {
         );
         assert_eq!(normalize_path("/a%2fb"), Err(PathError::AmbiguousEncoding));
         assert_eq!(normalize_path("/a\\b"), Err(PathError::AmbiguousEncoding));
+    }
+
+    #[test]
+    fn escaped_unreserved_characters_are_decoded_before_matching() {
+        assert_eq!(normalize_path("/%61dmin").as_deref(), Ok("/admin"));
+        assert_eq!(normalize_path("/%41%7e%2D%5f9").as_deref(), Ok("/A~-_9"));
+        let routes = vec![route("*", "/admin"), route("*", "/")];
+        let t = RouteTable::new(&routes).expect("valid");
+        let path = normalize_path("/%61dmin/users").expect("valid path");
+        assert_eq!(
+            at(&t, "h", &path),
+            Some(0),
+            "the admin route's policy applies"
+        );
+    }
+
+    #[test]
+    fn other_escapes_keep_one_canonical_spelling() {
+        assert_eq!(normalize_path("/a%20b%3f").as_deref(), Ok("/a%20b%3F"));
+        assert_eq!(normalize_path("/caf%c3%a9").as_deref(), Ok("/caf%C3%A9"));
+        assert_eq!(
+            normalize_path("/café").as_deref(),
+            Ok("/café"),
+            "raw UTF-8 is kept"
+        );
+    }
+
+    #[test]
+    fn broken_escapes_are_rejected() {
+        assert_eq!(normalize_path("/a%zz"), Err(PathError::InvalidEscape));
+        assert_eq!(normalize_path("/a%4"), Err(PathError::InvalidEscape));
+        assert_eq!(normalize_path("/a%"), Err(PathError::InvalidEscape));
+        assert_eq!(
+            normalize_path("/%252e%252e/x").as_deref(),
+            Ok("/%252e%252e/x"),
+            "one decoding step only: %25 stays an escape"
+        );
     }
 
     #[test]

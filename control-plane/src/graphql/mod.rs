@@ -5,8 +5,10 @@
 //! Authentication: `Authorization: Bearer <token>` on the HTTP request (or the WebSocket
 //! upgrade), or `{"Authorization": "Bearer <token>"}` in the `connection_init` payload.
 
+mod flows;
 mod loaders;
 mod roots;
+mod traffic;
 mod types;
 
 use std::sync::Arc;

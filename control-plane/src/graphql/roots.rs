@@ -76,6 +76,17 @@ impl QueryRoot {
         })
     }
 
+    /// Whether the control plane reaches an upstream URL (`http`/`https`): one `HEAD` request
+    /// with a 3 s bound, no redirect followed. For callers that may change some app (the
+    /// onboarding wizard); internal addresses are allowed (docs/ui-hosting.md).
+    async fn check_upstream(&self, ctx: &Context<'_>, url: String) -> Result<UpstreamCheckObject> {
+        let (cp, who) = caller(ctx)?;
+        cp.check_upstream(&who, &url)
+            .await
+            .map(Into::into)
+            .map_err(to_gql)
+    }
+
     /// Apps the caller may read, by name.
     #[graphql(complexity = "first.unwrap_or(50).max(1) as usize * child_complexity")]
     async fn apps(
@@ -163,6 +174,180 @@ impl QueryRoot {
             total_count: page.total as i64,
             nodes: page.items.into_iter().map(AuditEntryObject).collect(),
         })
+    }
+
+    /// The latest denied requests, newest first, of `app` or of every app the caller may read.
+    #[graphql(complexity = "limit.max(1) as usize * child_complexity")]
+    async fn recent_denials(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many (1 to 500).", default = 50)] limit: i32,
+        #[graphql(desc = "Only this app.")] app: Option<String>,
+    ) -> Result<Vec<super::traffic::TrafficRecordObject>> {
+        let (cp, who) = caller(ctx)?;
+        cp.recent_denials(&who, app.as_deref(), Some(i64::from(limit)))
+            .await
+            .map(super::traffic::records)
+            .map_err(to_gql)
+    }
+
+    /// The latest requests on which a WAF rule fired (blocked or only detected), newest first,
+    /// of `app` or of every app the caller may read.
+    #[graphql(complexity = "limit.max(1) as usize * child_complexity")]
+    async fn waf_hits(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many (1 to 500).", default = 50)] limit: i32,
+        #[graphql(desc = "Only this app.")] app: Option<String>,
+    ) -> Result<Vec<super::traffic::TrafficRecordObject>> {
+        let (cp, who) = caller(ctx)?;
+        cp.waf_hits(&who, app.as_deref(), Some(i64::from(limit)))
+            .await
+            .map(super::traffic::records)
+            .map_err(to_gql)
+    }
+
+    /// Adoption of the paved road over the apps the caller may read: now, and day by day over
+    /// the last `days` days (from the intent version history).
+    #[graphql(complexity = "10 + days.max(1) as usize + child_complexity")]
+    async fn adoption(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Days of trend (1 to 366).", default = 30)] days: i32,
+    ) -> Result<super::traffic::AdoptionObject> {
+        let (cp, who) = caller(ctx)?;
+        cp.adoption(&who, Some(i64::from(days)))
+            .await
+            .map(Into::into)
+            .map_err(to_gql)
+    }
+
+    /// An app's inbound (who connected to it) and outbound (what it connected to)
+    /// dependencies from flow telemetry over a time range. Readers of everything may also
+    /// ask for inventory apps and hosts (`host:<agent id>`).
+    #[graphql(complexity = "20 + child_complexity")]
+    async fn app_dependencies(
+        &self,
+        ctx: &Context<'_>,
+        app: String,
+        range: Option<super::flows::FlowRangeInput>,
+    ) -> Result<super::flows::AppDependenciesObject> {
+        let (cp, who) = caller(ctx)?;
+        let range = super::flows::FlowRangeInput::range(range).map_err(to_gql)?;
+        cp.app_dependencies(&who, &app, range)
+            .await
+            .map(Into::into)
+            .map_err(to_gql)
+    }
+
+    /// The dependency graph over a time range, for a drawn map: nodes with stable ids, and
+    /// edges from `source` (client) to `target` (server), the largest `first` by bytes.
+    #[graphql(complexity = "50 + child_complexity")]
+    async fn flow_graph(
+        &self,
+        ctx: &Context<'_>,
+        range: Option<super::flows::FlowRangeInput>,
+        #[graphql(desc = "Only edges of this app.")] app: Option<String>,
+        #[graphql(desc = "Keep edges to or from addresses no app owns.", default = true)]
+        include_addresses: bool,
+        #[graphql(
+            desc = "Draw addresses no app owns as two nodes, `internet` and `internal`.",
+            default = false
+        )]
+        collapse_addresses: bool,
+        #[graphql(desc = "Most edges (1 to 5000, default 500).")] first: Option<i32>,
+    ) -> Result<super::flows::FlowGraphObject> {
+        let (cp, who) = caller(ctx)?;
+        let range = super::flows::FlowRangeInput::range(range).map_err(to_gql)?;
+        cp.flow_graph(
+            &who,
+            range,
+            app.as_deref(),
+            include_addresses,
+            collapse_addresses,
+            first_arg(first),
+        )
+        .await
+        .map(Into::into)
+        .map_err(to_gql)
+    }
+
+    /// The busiest client-to-server pairs over a time range.
+    #[graphql(complexity = "20 + child_complexity")]
+    async fn top_talkers(
+        &self,
+        ctx: &Context<'_>,
+        range: Option<super::flows::FlowRangeInput>,
+        #[graphql(default)] by: super::flows::GqlTalkerOrder,
+        #[graphql(desc = "How many (1 to 500, default 10).")] first: Option<i32>,
+    ) -> Result<Vec<super::flows::FlowEdgeObject>> {
+        let (cp, who) = caller(ctx)?;
+        let range = super::flows::FlowRangeInput::range(range).map_err(to_gql)?;
+        cp.top_talkers(&who, range, by.into(), first_arg(first))
+            .await
+            .map(|e| super::flows::edges(&e))
+            .map_err(to_gql)
+    }
+
+    /// Client-to-server pairs never seen before `since`, newest first, with their traffic
+    /// since then.
+    #[graphql(complexity = "20 + child_complexity")]
+    async fn new_flow_edges(
+        &self,
+        ctx: &Context<'_>,
+        since: chrono::DateTime<chrono::Utc>,
+        #[graphql(desc = "How many (1 to 500, default 100).")] first: Option<i32>,
+    ) -> Result<Vec<super::flows::FlowEdgeObject>> {
+        let (cp, who) = caller(ctx)?;
+        cp.new_flow_edges(&who, since, first_arg(first))
+            .await
+            .map(|e| super::flows::edges(&e))
+            .map_err(to_gql)
+    }
+
+    /// Addresses no app owned that were connected to over a time range, by bytes: egress
+    /// to the internet, or unknown internal services.
+    #[graphql(complexity = "20 + child_complexity")]
+    async fn unowned_flows(
+        &self,
+        ctx: &Context<'_>,
+        range: Option<super::flows::FlowRangeInput>,
+        #[graphql(desc = "Only internet or only internal addresses.")] scope: Option<
+            super::flows::GqlAddressScope,
+        >,
+        #[graphql(desc = "How many (1 to 500, default 100).")] first: Option<i32>,
+    ) -> Result<Vec<super::flows::UnownedDestinationObject>> {
+        let (cp, who) = caller(ctx)?;
+        let range = super::flows::FlowRangeInput::range(range).map_err(to_gql)?;
+        cp.unowned_destinations(&who, range, scope.map(Into::into), first_arg(first))
+            .await
+            .map(|d| d.iter().map(Into::into).collect())
+            .map_err(to_gql)
+    }
+
+    /// Address leases: which app held which addresses when (gateway upstreams, the static
+    /// inventory, agents' hosts), holding at `at` (default now) or all with `includeEnded`.
+    #[graphql(complexity = "20 + child_complexity")]
+    async fn address_leases(
+        &self,
+        ctx: &Context<'_>,
+        app: Option<String>,
+        source: Option<super::flows::GqlLeaseSource>,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        #[graphql(default = false)] include_ended: bool,
+        #[graphql(desc = "How many (1 to 500, default 100).")] first: Option<i32>,
+    ) -> Result<Vec<super::flows::AddressLeaseObject>> {
+        let (cp, who) = caller(ctx)?;
+        let filter = crate::services::flows::LeaseFilter {
+            app,
+            source: source.map(Into::into),
+            at,
+            include_ended,
+        };
+        cp.address_leases(&who, &filter, first_arg(first))
+            .await
+            .map(|l| l.into_iter().map(Into::into).collect())
+            .map_err(to_gql)
     }
 
     /// API tokens: all for admins, otherwise the caller's own.
@@ -282,6 +467,34 @@ impl MutationRoot {
             token: ApiTokenObject(created.token),
             secret: created.secret,
         })
+    }
+
+    /// Replaces the static address inventory (admins only): `text` (one `<prefix> <app>
+    /// [port]` per line, `#` comments) or `entries`. Nothing changes when an entry is wrong;
+    /// the error names every wrong line or entry.
+    async fn upload_inventory(
+        &self,
+        ctx: &Context<'_>,
+        text: Option<String>,
+        entries: Option<Vec<super::flows::InventoryEntryInput>>,
+    ) -> Result<super::flows::InventoryUploadResultObject> {
+        use crate::services::flows::InventoryUpload;
+        let (cp, who) = caller(ctx)?;
+        let upload = match (text, entries) {
+            (Some(text), None) => InventoryUpload::Text(text),
+            (None, Some(entries)) => {
+                InventoryUpload::Entries(entries.into_iter().map(Into::into).collect())
+            }
+            _ => {
+                return Err(to_gql(Error::BadRequest(
+                    "give either `text` or `entries`".into(),
+                )));
+            }
+        };
+        cp.upload_inventory(&who, &upload)
+            .await
+            .map(Into::into)
+            .map_err(to_gql)
     }
 
     /// Revokes an API token.

@@ -186,6 +186,45 @@ impl AppObject {
         let cp = ctx.data::<ControlPlane>()?;
         rollout(cp, self.0.snapshot_version).await.map_err(to_gql)
     }
+    /// Traffic from `since` (default: the last 24 hours; at most 31 days back) to now, from the
+    /// gateways' access logs.
+    #[graphql(complexity = "10 + child_complexity")]
+    async fn traffic(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Start of the window (default: 24 hours ago).")] since: Option<
+            DateTime<Utc>,
+        >,
+    ) -> Result<super::traffic::TrafficSummaryObject> {
+        let (cp, who) = super::roots::caller(ctx)?;
+        cp.traffic_summary(&who, &self.0, since)
+            .await
+            .map(Into::into)
+            .map_err(to_gql)
+    }
+    /// The latest requests, newest first.
+    #[graphql(complexity = "limit.max(1) as usize * child_complexity")]
+    async fn recent_requests(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many (1 to 500).", default = 50)] limit: i32,
+    ) -> Result<Vec<super::traffic::TrafficRecordObject>> {
+        let (cp, who) = super::roots::caller(ctx)?;
+        cp.recent_requests(&who, &self.0, Some(i64::from(limit)))
+            .await
+            .map(super::traffic::records)
+            .map_err(to_gql)
+    }
+    /// Whether the current intent is paved (sign-in on every non-public route, a blocking WAF
+    /// on every route), and what is missing.
+    #[graphql(complexity = 5)]
+    async fn paved(&self, ctx: &Context<'_>) -> Result<super::traffic::PavedStatusObject> {
+        let (cp, who) = super::roots::caller(ctx)?;
+        cp.app_paved_status(&who, &self.0)
+            .await
+            .map(Into::into)
+            .map_err(to_gql)
+    }
 }
 
 /// Roll-out of a snapshot version over the gateways.
@@ -652,6 +691,29 @@ impl From<ActorKind> for GqlActorKind {
         match k {
             ActorKind::Person => GqlActorKind::Person,
             ActorKind::Tool => GqlActorKind::Tool,
+        }
+    }
+}
+
+/// Whether the control plane reached an upstream (`checkUpstream`).
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+#[graphql(name = "UpstreamCheck")]
+pub struct UpstreamCheckObject {
+    /// An HTTP response came back, whatever its status.
+    pub reachable: bool,
+    /// Its status code.
+    pub status: Option<i32>,
+    /// Why it was not reachable: `timed out`, `connection refused`, `host name not resolved`,
+    /// `TLS handshake failed`, `could not connect` or `no valid HTTP response`.
+    pub error: Option<String>,
+}
+
+impl From<services::UpstreamCheck> for UpstreamCheckObject {
+    fn from(c: services::UpstreamCheck) -> Self {
+        UpstreamCheckObject {
+            reachable: c.reachable,
+            status: c.status.map(i32::from),
+            error: c.error,
         }
     }
 }

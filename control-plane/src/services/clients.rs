@@ -177,18 +177,14 @@ impl ControlPlane {
         if !oidc.enabled {
             return Ok(());
         }
-        if !oidc.ui_redirect_uris.is_empty() {
+        // With the UI served, its callback is always among them (sign-in works with no setting).
+        let ui_redirect_uris = self.config().ui_redirect_uris();
+        if !ui_redirect_uris.is_empty() {
             let _guard = self.write_guard().await;
             let tx = self.store().begin_write().await?;
             let ui = oidc.ui_client_id.clone();
-            self.ensure_client(
-                &tx,
-                &ui,
-                "Paved control plane",
-                None,
-                &oidc.ui_redirect_uris,
-            )
-            .await?;
+            self.ensure_client(&tx, &ui, "Paved control plane", None, &ui_redirect_uris)
+                .await?;
             tx.commit().await?;
         }
         Ok(())

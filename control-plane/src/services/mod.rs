@@ -5,13 +5,21 @@
 //! of an app recompiles every current intent into a new snapshot (versions 1, 2, 3, ...),
 //! stored in the same transaction and published to watching gateways after commit.
 
+mod adoption;
 mod apps;
 mod audit;
 mod clients;
+pub mod flows;
+mod gateway_keys;
 mod gateways;
 mod tokens;
+mod traffic;
+mod upstream_check;
 mod users;
 
+pub use adoption::{
+    Adoption, AdoptionDay, MAX_TREND_DAYS, PAVED_MAX_ANOMALY_THRESHOLD, PavedStatus, paved_status,
+};
 pub(crate) use apps::require_reader;
 pub use apps::{
     AppFilter, Applied, ChangeKind, Deleted, FieldChange, IntentDiff, MAX_INTENT_BYTES, Plan,
@@ -21,6 +29,11 @@ pub use audit::AuditFilter;
 pub use clients::{NewClient, redirect_uri_matches};
 pub use gateways::{GatewayReport, GatewayState, MAX_ERROR_CHARS, check_gateway_id};
 pub use tokens::{CreatedToken, NewToken, TOKEN_PREFIX};
+pub use traffic::{
+    DEFAULT_TRAFFIC_RETENTION, HourBucket, Ingested, MAX_TRAFFIC_BATCH, MAX_TRAFFIC_BODY_BYTES,
+    RecordError, TrafficRecordInput, TrafficSummary, parse_traffic_batch, parse_traffic_record,
+};
+pub use upstream_check::{UPSTREAM_CHECK_TIMEOUT, UpstreamCheck, may_check_upstreams};
 pub use users::NewUser;
 
 use std::sync::Arc;
@@ -109,6 +122,10 @@ struct Inner {
     certificates: Option<CertificateManager>,
     ca_pem: Option<String>,
     keys: KeySet,
+    /// How long traffic records are kept, in seconds (see `traffic`).
+    traffic_retention_secs: std::sync::atomic::AtomicU64,
+    /// Flow telemetry: settings and the collector's lease table (see `flows`).
+    flows: flows::FlowState,
 }
 
 impl ControlPlane {
@@ -121,7 +138,9 @@ impl ControlPlane {
     }
 
     /// Like [`ControlPlane::start`], on an existing store.
-    pub async fn with_store(config: ControlPlaneConfig, store: Store) -> Result<ControlPlane> {
+    pub async fn with_store(mut config: ControlPlaneConfig, store: Store) -> Result<ControlPlane> {
+        // Every gateway seals sessions and signs assertions with the same stored keys.
+        gateway_keys::supply(store.db(), &mut config.compile.identity).await?;
         let (certificates, ca_pem) = if config.certificates.enabled {
             let ca = InternalCa::load_or_create(store.db()).await?;
             let pem = ca.cert_pem().to_string();
@@ -149,10 +168,20 @@ impl ControlPlane {
                 certificates,
                 ca_pem,
                 keys,
+                traffic_retention_secs: std::sync::atomic::AtomicU64::new(
+                    traffic::DEFAULT_TRAFFIC_RETENTION.as_secs(),
+                ),
+                flows: flows::FlowState::default(),
             }),
         };
         cp.register_configured_clients().await?;
         cp.refresh_snapshot("startup").await?;
+        // Traffic records past the retention window go hourly; the task ends with `cp`.
+        cp.spawn_traffic_retention(Duration::from_secs(60), traffic::TRAFFIC_PRUNE_EVERY);
+        // Leases of upstreams applied before flow telemetry existed; then expired flows go
+        // every `FlowSettings::prune_every` (the task ends with `cp`).
+        cp.sync_upstream_leases_now().await?;
+        cp.spawn_flow_retention(Duration::from_secs(60));
         Ok(cp)
     }
 
@@ -355,6 +384,9 @@ impl ControlPlane {
         reason: &str,
     ) -> Result<(i64, String)> {
         let intents = current_intents(tx).await?;
+        // The gateway's upstream endpoints lease their addresses to the apps: they change
+        // with the intents, in the same transaction.
+        flows::sync_upstream_leases(tx, &intents, flows::now_ms()).await?;
         let next = snapshot::Entity::find()
             .order_by_desc(snapshot::Column::Version)
             .one(tx)

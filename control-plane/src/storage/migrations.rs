@@ -11,7 +11,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![
+            Box::new(M0001Initial),
+            Box::new(M0002Traffic),
+            Box::new(M0003Flows),
+        ]
     }
 }
 
@@ -366,6 +370,278 @@ impl MigrationTrait for M0001Initial {
                 )));
             }
         }
+        Ok(())
+    }
+}
+
+/// Traffic records shipped by gateways: the access log of every request, for the dashboards
+/// (`traffic_records`, pruned after the retention window).
+struct M0002Traffic;
+
+impl MigrationName for M0002Traffic {
+    fn name(&self) -> &str {
+        "m0002_traffic"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002Traffic {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("traffic_records")
+                .col(id())
+                .col(time("time"))
+                .col(ColumnDef::new("gateway").string_len(128).not_null())
+                .col(ColumnDef::new("app").string_len(63).not_null())
+                .col(text("route"))
+                .col(ColumnDef::new("method").string_len(32).not_null())
+                .col(text("path"))
+                .col(ColumnDef::new("status").integer().not_null())
+                .col(ColumnDef::new("latency_ms").double().not_null())
+                .col(ColumnDef::new("client_ip").string_len(64).not_null())
+                .col(text_null("subject"))
+                .col(ColumnDef::new("denied_by").string_len(64).null())
+                .col(json_null("waf_rules"))
+                .col(ColumnDef::new("request_id").string_len(128).not_null())
+                .to_owned(),
+        )
+        .await?;
+        // Per-app summaries and the latest requests of an app read a time range of one app.
+        m.create_index(
+            Index::create()
+                .name("ix_traffic_records_app_time")
+                .table("traffic_records")
+                .col("app")
+                .col("time")
+                .to_owned(),
+        )
+        .await?;
+        // Pruning and the cross-app lists (latest denials, WAF hits) read by time alone.
+        m.create_index(
+            Index::create()
+                .name("ix_traffic_records_time")
+                .table("traffic_records")
+                .col("time")
+                .to_owned(),
+        )
+        .await?;
+        // A batch retried after a lost answer must not count its requests twice.
+        m.create_index(
+            Index::create()
+                .name("ux_traffic_records_gateway_request")
+                .table("traffic_records")
+                .col("gateway")
+                .col("request_id")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Flow telemetry: raw flows from the agents (`flow_records`, pruned after the retention
+/// window) and the batches they came in (`flow_batches`, so a redelivered batch is stored
+/// once), app-to-app edges per hour (`flow_edges`), and address leases (`address_leases`).
+struct M0003Flows;
+
+impl MigrationName for M0003Flows {
+    fn name(&self) -> &str {
+        "m0003_flows"
+    }
+}
+
+fn bigint(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).big_integer().not_null().to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003Flows {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("flow_batches")
+                .col(id())
+                .col(ColumnDef::new("agent_id").string_len(64).not_null())
+                .col(bigint("epoch_ms"))
+                .col(bigint("sequence"))
+                .col(text("host"))
+                .col(bigint("interval_start_ms"))
+                .col(bigint("interval_end_ms"))
+                .col(ColumnDef::new("sampling_rate").double().not_null())
+                .col(ColumnDef::new("flows").integer().not_null())
+                .col(json("stats"))
+                .col(bigint("received_ms"))
+                .to_owned(),
+        )
+        .await?;
+        // The batch id: a batch delivered twice is stored once.
+        m.create_index(
+            Index::create()
+                .name("ux_flow_batches_id")
+                .table("flow_batches")
+                .col("agent_id")
+                .col("epoch_ms")
+                .col("sequence")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_flow_batches_interval_end")
+                .table("flow_batches")
+                .col("interval_end_ms")
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("flow_records")
+                .col(id())
+                .col(ColumnDef::new("agent_id").string_len(64).not_null())
+                .col(text("host"))
+                .col(bigint("epoch_ms"))
+                .col(bigint("sequence"))
+                .col(bigint("at_ms"))
+                .col(bigint("last_seen_ms"))
+                .col(ColumnDef::new("direction").string_len(16).not_null())
+                .col(ColumnDef::new("local_addr").string_len(64).not_null())
+                .col(ColumnDef::new("local_port").integer().null())
+                .col(ColumnDef::new("remote_addr").string_len(64).not_null())
+                .col(ColumnDef::new("remote_port").integer().null())
+                .col(ColumnDef::new("service_port").integer().not_null())
+                .col(bigint("pid"))
+                .col(text("comm"))
+                .col(text_null("exe"))
+                .col(bigint("cgroup_id"))
+                .col(text_null("container_id"))
+                .col(text_null("pod_uid"))
+                .col(bigint("connections"))
+                .col(bigint("closed"))
+                .col(bigint("bytes_sent"))
+                .col(bigint("bytes_received"))
+                .col(bigint("segments_sent"))
+                .col(bigint("segments_received"))
+                .col(bigint("retransmits"))
+                .col(json("rtt"))
+                .col(bigint_null("rtt_p50_us"))
+                .col(ColumnDef::new("local_app").string_len(128).null())
+                .col(ColumnDef::new("remote_app").string_len(128).null())
+                .col(ColumnDef::new("remote_scope").string_len(16).not_null())
+                .to_owned(),
+        )
+        .await?;
+        // Pruning and time-range reads.
+        m.create_index(
+            Index::create()
+                .name("ix_flow_records_at")
+                .table("flow_records")
+                .col("at_ms")
+                .to_owned(),
+        )
+        .await?;
+        // One app's flows over a time range, from either end.
+        for (name, col) in [
+            ("ix_flow_records_local_app_at", "local_app"),
+            ("ix_flow_records_remote_app_at", "remote_app"),
+        ] {
+            m.create_index(
+                Index::create()
+                    .name(name)
+                    .table("flow_records")
+                    .col(col)
+                    .col("at_ms")
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_table(
+            Table::create()
+                .table("flow_edges")
+                .col(id())
+                .col(bigint("hour_ms"))
+                .col(ColumnDef::new("client_kind").string_len(16).not_null())
+                .col(ColumnDef::new("client").string_len(128).not_null())
+                .col(ColumnDef::new("server_kind").string_len(16).not_null())
+                .col(ColumnDef::new("server").string_len(128).not_null())
+                .col(bigint("connections"))
+                .col(bigint("bytes_to_server"))
+                .col(bigint("bytes_to_client"))
+                .col(bigint("retransmits"))
+                .col(bigint("flows"))
+                .col(json("rtt"))
+                .col(bigint_null("rtt_p50_us"))
+                .col(bigint_null("rtt_p99_us"))
+                .col(json("service_ports"))
+                .col(bigint("first_seen_ms"))
+                .col(bigint("last_seen_ms"))
+                .to_owned(),
+        )
+        .await?;
+        // The edge's key: contributions of later batches sum into its row.
+        m.create_index(
+            Index::create()
+                .name("ux_flow_edges_key")
+                .table("flow_edges")
+                .col("hour_ms")
+                .col("client_kind")
+                .col("client")
+                .col("server_kind")
+                .col("server")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        // An app's outbound and inbound dependencies over a time range.
+        for (name, kind, end) in [
+            ("ix_flow_edges_client", "client_kind", "client"),
+            ("ix_flow_edges_server", "server_kind", "server"),
+        ] {
+            m.create_index(
+                Index::create()
+                    .name(name)
+                    .table("flow_edges")
+                    .col(kind)
+                    .col(end)
+                    .col("hour_ms")
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_table(
+            Table::create()
+                .table("address_leases")
+                .col(id())
+                .col(ColumnDef::new("source").string_len(32).not_null())
+                .col(ColumnDef::new("prefix").string_len(64).not_null())
+                .col(ColumnDef::new("port").integer().null())
+                .col(ColumnDef::new("app").string_len(128).not_null())
+                .col(bigint("valid_from_ms"))
+                .col(bigint_null("valid_to_ms"))
+                .col(bigint("revision"))
+                .to_owned(),
+        )
+        .await?;
+        // A source's open leases (what a sync compares with).
+        m.create_index(
+            Index::create()
+                .name("ix_address_leases_source_open")
+                .table("address_leases")
+                .col("source")
+                .col("valid_to_ms")
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_address_leases_revision")
+                .table("address_leases")
+                .col("revision")
+                .to_owned(),
+        )
+        .await?;
         Ok(())
     }
 }

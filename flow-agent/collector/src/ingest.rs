@@ -116,9 +116,18 @@ impl Collector {
         let mut attributed = Vec::with_capacity(batch.flows.len());
         for flow in &batch.flows {
             let at_ms = flow.first_seen_ms;
-            let local_app = self
-                .processes
-                .attribute(&batch.host, flow)
+            // The listening endpoint of an inbound flow names its service first: one
+            // process may serve several apps on several ports (`paved up` runs the
+            // gateway, the control plane and the demo app in one process).
+            let listening = match flow.direction {
+                Direction::Inbound => {
+                    self.leases
+                        .attribute_port_lease(flow.local_addr, flow.service_port, at_ms)
+                }
+                Direction::Outbound | Direction::Unknown => None,
+            };
+            let local_app = listening
+                .or_else(|| self.processes.attribute(&batch.host, flow))
                 .or_else(|| self.leases.attribute(flow.local_addr, at_ms));
             let remote_app = match flow.direction {
                 // The peer is the server: its service port identifies the endpoint.
@@ -360,12 +369,16 @@ mod tests {
             })
             .expect("lease");
         let out = flow(Direction::Outbound, lo, lo, 8081, T0 + 10);
-        let mut inbound = flow(Direction::Inbound, lo, lo, 8081, T0 + 10);
-        inbound.process.exe = Some("/usr/bin/upstream".into());
-        let (_, report) = collector
+        let inbound = flow(Direction::Inbound, lo, lo, 8081, T0 + 10);
+        let (flows, report) = collector
             .ingest(&batch(vec![out, inbound]), T0 + HOUR_MS)
             .expect("accepted");
         assert_eq!((report.edge_updates, report.duplicates_skipped), (1, 1));
+        assert_eq!(
+            flows[1].local_app,
+            Some(app("demo-upstream")),
+            "the listening endpoint names the inbound side before the process rules"
+        );
         let edges = collector.edges.drain_before(T0 + HOUR_MS);
         assert_eq!(edges.len(), 1);
         assert_eq!(edges[0].key.client, Peer::App(app("gateway")));

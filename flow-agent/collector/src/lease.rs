@@ -335,13 +335,28 @@ impl LeaseTable {
 
     /// Who held `addr` (port `port`, if the flow's port is known) at `at_ms`.
     pub fn resolve(&self, addr: IpAddr, port: Option<u16>, at_ms: u64) -> Attribution {
-        self.resolve_filtered(addr, port, at_ms, |_| true)
+        let ports: &[Option<u16>] = match port {
+            Some(p) => &[Some(p), None],
+            None => &[None],
+        };
+        self.resolve_filtered(addr, ports, at_ms, |_| true)
+    }
+
+    /// Who held exactly the endpoint `addr:port` at `at_ms`: port-specific leases only,
+    /// no fallback to leases of the whole address. For the listening side of an inbound
+    /// flow, where the endpoint names the service better than the process does (one
+    /// process may serve several apps on several ports).
+    pub fn attribute_port_lease(&self, addr: IpAddr, port: u16, at_ms: u64) -> Option<AppId> {
+        match self.resolve_filtered(addr, &[Some(port)], at_ms, |_| true) {
+            Attribution::App(app) => Some(app),
+            Attribution::Unknown | Attribution::Conflict(_) => None,
+        }
     }
 
     fn resolve_filtered(
         &self,
         addr: IpAddr,
-        port: Option<u16>,
+        ports: &[Option<u16>],
         at_ms: u64,
         keep: impl Fn(&Lease) -> bool,
     ) -> Attribution {
@@ -353,10 +368,6 @@ impl LeaseTable {
         };
         // Port-specific leases first (more specific), then address-wide ones; within
         // each, the longest prefix first.
-        let ports: &[Option<u16>] = match port {
-            Some(p) => &[Some(p), None],
-            None => &[None],
-        };
         for &port in ports {
             for &len in lens.iter().rev() {
                 let Ok(prefix) = IpPrefix::new(addr, len) else {
@@ -365,11 +376,18 @@ impl LeaseTable {
                 let Some(leases) = self.leases.get(&(prefix, port)) else {
                     continue;
                 };
-                let apps: BTreeSet<&AppId> = leases
-                    .iter()
-                    .filter(|l| l.holds_at(at_ms) && keep(l))
+                let holding = || leases.iter().filter(|l| l.holds_at(at_ms) && keep(l));
+                // An agent's host lease names the machine, an app's lease what runs on it:
+                // at the same specificity the app's wins, and the host's answers only when
+                // no app claims the prefix (a container's address is both the host's,
+                // seen in its flows, and its pod's).
+                let mut apps: BTreeSet<&AppId> = holding()
+                    .filter(|l| l.source != LeaseSource::AgentHost)
                     .map(|l| &l.app)
                     .collect();
+                if apps.is_empty() {
+                    apps = holding().map(|l| &l.app).collect();
+                }
                 match apps.len() {
                     0 => continue,
                     1 => {
@@ -404,7 +422,7 @@ impl LeaseTable {
     /// Whether `addr` was a flow agent's host at `at_ms`.
     pub fn is_agent_host(&self, addr: IpAddr, at_ms: u64) -> bool {
         !matches!(
-            self.resolve_filtered(addr, None, at_ms, |l| l.source == LeaseSource::AgentHost),
+            self.resolve_filtered(addr, &[None], at_ms, |l| l.source == LeaseSource::AgentHost),
             Attribution::Unknown
         )
     }
@@ -564,6 +582,44 @@ mod tests {
             .expect("lease");
         assert!(table.is_agent_host(ip("192.168.1.10"), 5));
         assert!(!table.is_agent_host(ip("192.168.1.11"), 5));
+    }
+
+    #[test]
+    fn an_apps_lease_outranks_an_agent_hosts_lease_of_the_same_prefix() {
+        let mut table = LeaseTable::new();
+        let mut host = lease("172.17.0.2", None, "host:node-1", 0, None);
+        host.source = LeaseSource::AgentHost;
+        table.insert(host).expect("lease");
+        assert_eq!(
+            table.attribute(ip("172.17.0.2"), 5),
+            Some(app("host:node-1")),
+            "the host answers while no app claims the address"
+        );
+        table
+            .insert(lease("172.17.0.2", None, "billing", 10, None))
+            .expect("lease");
+        assert_eq!(
+            table.attribute(ip("172.17.0.2"), 5),
+            Some(app("host:node-1"))
+        );
+        assert_eq!(table.attribute(ip("172.17.0.2"), 10), Some(app("billing")));
+        assert!(table.is_agent_host(ip("172.17.0.2"), 10));
+    }
+
+    #[test]
+    fn a_port_lease_lookup_ignores_address_wide_leases() {
+        let mut table = LeaseTable::new();
+        table
+            .insert(lease("127.0.0.1", None, "anything-local", 0, None))
+            .expect("lease");
+        table
+            .insert(lease("127.0.0.1", Some(8090), "demo", 0, None))
+            .expect("lease");
+        assert_eq!(
+            table.attribute_port_lease(ip("127.0.0.1"), 8090, 1),
+            Some(app("demo"))
+        );
+        assert_eq!(table.attribute_port_lease(ip("127.0.0.1"), 8081, 1), None);
     }
 
     #[test]

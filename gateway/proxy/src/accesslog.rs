@@ -5,6 +5,10 @@
 //! Back-pressure: the queue is bounded in memory (see the wasm host's limits); when it is full
 //! the filter's enqueue fails and the filter counts a drop. A write error (disk full) is
 //! counted and the batch retried on the next round, never silently discarded.
+//!
+//! Each record drained is also offered to the [`TrafficBacklog`], which takes it when the
+//! gateway ships traffic to a control plane ([`crate::traffic_shipper`]); the file is written
+//! either way.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -14,6 +18,8 @@ use paved_wasm_host::Runtime;
 use paved_wasm_host::shared::QueueReady;
 use prometheus::IntCounter;
 use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::traffic_shipper::TrafficBacklog;
 
 /// The queue's VM ID and name, as the `accesslog` filter resolves them.
 pub const QUEUE_VM_ID: &str = "paved";
@@ -55,12 +61,14 @@ pub fn register(runtime: &Runtime) -> Option<(u32, UnboundedReceiver<QueueReady>
     }
 }
 
-/// Runs the sink over a registered queue, until the runtime goes away.
+/// Runs the sink over a registered queue, until the runtime goes away; every record also goes
+/// to `traffic` (which keeps it only while shipping is on).
 pub async fn run(
     runtime: Runtime,
     (queue, mut ready): (u32, UnboundedReceiver<QueueReady>),
     options: AccessLogOptions,
     metrics: AccessLogMetrics,
+    traffic: std::sync::Arc<TrafficBacklog>,
 ) {
     let mut pending: Vec<u8> = Vec::new();
     let mut pending_records = 0u64;
@@ -77,6 +85,8 @@ pub async fn run(
             if record.contains(&b'\n') {
                 continue;
             }
+            // Offered once, when drained: a failed file write retries `pending`, not this.
+            traffic.offer(&record);
             pending.extend_from_slice(&record);
             pending.push(b'\n');
             pending_records += 1;

@@ -38,6 +38,10 @@ pub struct RequestChain {
     pub stream: HttpStream,
     /// The filter that denied the request, for the access log and metrics.
     pub denied_by: Option<String>,
+    /// Whether the filters saw the end of the request (with its headers or its body).
+    request_complete: bool,
+    /// Whether the filters saw the end of the response.
+    response_complete: bool,
 }
 
 impl RequestChain {
@@ -53,7 +57,20 @@ impl RequestChain {
                 .collect(),
             stream,
             denied_by: None,
+            request_complete: false,
+            response_complete: false,
         }
+    }
+
+    /// Whether the filters saw the end of the request: after that, as in Envoy, there is no
+    /// body callback (a request that ends with its headers has no `proxy_on_request_body`).
+    pub fn request_complete(&self) -> bool {
+        self.request_complete
+    }
+
+    /// Whether the filters saw the end of the response (see [`Self::request_complete`]).
+    pub fn response_complete(&self) -> bool {
+        self.response_complete
     }
 
     /// Whether the route has any filter.
@@ -63,6 +80,7 @@ impl RequestChain {
 
     /// Runs `proxy_on_request_headers` through the chain, in order, creating each context.
     pub async fn request_headers(&mut self, end_of_stream: bool) -> ChainDecision {
+        self.request_complete = end_of_stream;
         // Every filter gets its context first, as in Envoy: a filter after one that answers
         // locally still sees the response and `proxy_on_log` (the access log records denials).
         let mut failed_to_start = None;
@@ -98,8 +116,14 @@ impl RequestChain {
         ChainDecision::Continue
     }
 
-    /// Runs `proxy_on_request_body` in order over the body buffered so far.
+    /// Runs `proxy_on_request_body` in order over the body buffered so far; nothing once the
+    /// request is complete (Envoy calls body callbacks only while there is a body), unless
+    /// data came after all: filters see every byte that goes upstream.
     pub async fn request_body(&mut self, end_of_stream: bool) -> ChainDecision {
+        if self.request_complete && self.stream.request_body.is_empty() {
+            return ChainDecision::Continue;
+        }
+        self.request_complete = end_of_stream;
         let mut buffer = false;
         for index in 0..self.slots.len() {
             let Some(context) = self.slots[index].context.as_mut() else {
@@ -129,6 +153,7 @@ impl RequestChain {
         end_of_stream: bool,
         before: Option<usize>,
     ) -> ChainDecision {
+        self.response_complete = end_of_stream;
         let end = before.unwrap_or(self.slots.len()).min(self.slots.len());
         for index in (0..end).rev() {
             let Some(context) = self.slots[index].context.as_mut() else {
@@ -144,8 +169,13 @@ impl RequestChain {
         ChainDecision::Continue
     }
 
-    /// Runs `proxy_on_response_body` in reverse order (synchronously).
+    /// Runs `proxy_on_response_body` in reverse order (synchronously); nothing once the
+    /// response is complete, unless data came after all (see [`Self::request_body`]).
     pub fn response_body(&mut self, end_of_stream: bool) -> ChainDecision {
+        if self.response_complete && self.stream.response_body.is_empty() {
+            return ChainDecision::Continue;
+        }
+        self.response_complete = end_of_stream;
         let mut buffer = false;
         for index in (0..self.slots.len()).rev() {
             let Some(context) = self.slots[index].context.as_mut() else {
@@ -165,7 +195,8 @@ impl RequestChain {
         }
     }
 
-    /// Ends every context (`proxy_on_done`, `proxy_on_log`, `proxy_on_delete`).
+    /// Ends every context (`proxy_on_done`, `proxy_on_log`, `proxy_on_delete`: one step, under
+    /// one lock of its instance, per filter).
     pub fn finish(&mut self) {
         for slot in &mut self.slots {
             if let Some(context) = slot.context.take() {
@@ -233,5 +264,120 @@ impl RequestChain {
 impl Drop for RequestChain {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use paved_wasm_host::{
+        ClusterDispatcher, HeaderMap, PluginSpec, Runtime, RuntimeOptions, StreamInfo,
+    };
+
+    use super::*;
+
+    /// The conformance plugin (plugins/conformance) with `config`, as a security filter.
+    fn conformance(runtime: &Runtime, name: &str, config: &str) -> Arc<ChainPlugin> {
+        let path = paved_builtin_plugins::artifact_path("conformance");
+        let wasm = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut spec = PluginSpec::new(name, wasm, config.as_bytes().to_vec());
+        spec.instances = 1;
+        let http = Arc::new(ClusterDispatcher::new(HashMap::new(), 1 << 20));
+        let plugin = runtime
+            .load(spec, http)
+            .expect("the conformance plugin loads");
+        Arc::new(ChainPlugin {
+            plugin,
+            fail_open: false,
+            security: true,
+        })
+    }
+
+    fn request(method: &str) -> HttpStream {
+        let headers = HeaderMap::from_pairs([
+            (":method", method),
+            (":path", "/"),
+            (":authority", "app.test"),
+            (":scheme", "http"),
+        ]);
+        HttpStream::new(headers, Arc::new(StreamInfo::default()))
+    }
+
+    /// Both plugins buffer their body until its end, then append a marker: a body callback
+    /// at the end of a message without body would show as a marker in an empty body.
+    fn chain(runtime: &Runtime, method: &str) -> RequestChain {
+        let on_request = conformance(
+            runtime,
+            "request-body",
+            r#"{"scenario": "request_body", "transform": "append", "marker": "[req]"}"#,
+        );
+        let on_response = conformance(
+            runtime,
+            "response-body",
+            r#"{"scenario": "response_body", "transform": "append", "marker": "[resp]"}"#,
+        );
+        RequestChain::new(&[on_request, on_response], request(method))
+    }
+
+    #[tokio::test]
+    async fn messages_that_end_with_their_headers_get_no_body_callbacks() {
+        let runtime = Runtime::new(RuntimeOptions::default()).expect("engine");
+        let mut chain = chain(&runtime, "GET");
+        assert_eq!(chain.request_headers(true).await, ChainDecision::Continue);
+        assert!(chain.request_complete());
+        assert_eq!(chain.request_body(true).await, ChainDecision::Continue);
+        assert!(
+            chain.stream.request_body.is_empty(),
+            "no request body callback: {:?}",
+            String::from_utf8_lossy(&chain.stream.request_body)
+        );
+        assert!(
+            !chain.stream.request_headers.is_changed(),
+            "a bodiless GET's headers are left as they were"
+        );
+
+        chain.stream.response_headers = HeaderMap::from_pairs([(":status", "204")]);
+        assert_eq!(
+            chain.response_headers(true, None).await,
+            ChainDecision::Continue
+        );
+        assert_eq!(
+            chain
+                .stream
+                .response_headers
+                .get_str("x-request-body-calls"),
+            Some("0")
+        );
+        assert!(chain.response_complete());
+        assert_eq!(chain.response_body(true), ChainDecision::Continue);
+        assert!(
+            chain.stream.response_body.is_empty(),
+            "no response body callback: {:?}",
+            String::from_utf8_lossy(&chain.stream.response_body)
+        );
+        chain.finish();
+    }
+
+    #[tokio::test]
+    async fn messages_with_a_body_get_their_body_callbacks() {
+        let runtime = Runtime::new(RuntimeOptions::default()).expect("engine");
+        let mut chain = chain(&runtime, "POST");
+        assert_eq!(chain.request_headers(false).await, ChainDecision::Continue);
+        assert!(!chain.request_complete());
+        chain.stream.request_body.extend_from_slice(b"abc");
+        assert_eq!(chain.request_body(true).await, ChainDecision::Continue);
+        assert_eq!(chain.stream.request_body, b"abc[req]");
+        assert!(chain.request_complete());
+
+        chain.stream.response_headers = HeaderMap::from_pairs([(":status", "200")]);
+        assert_eq!(
+            chain.response_headers(false, None).await,
+            ChainDecision::Continue
+        );
+        chain.stream.response_body.extend_from_slice(b"ok");
+        assert_eq!(chain.response_body(true), ChainDecision::Continue);
+        assert_eq!(chain.stream.response_body, b"ok[resp]");
+        chain.finish();
     }
 }

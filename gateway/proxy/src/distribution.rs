@@ -5,7 +5,9 @@
 //! Protocol (docs/config-distribution.md): `GET /v1/gateways/{id}/snapshot?after=N&wait=S`
 //! answers 200 with a newer snapshot (JSON) or 304 after `S` seconds; `POST
 //! /v1/gateways/{id}/status` takes `{"version": N, "ok": true}` or `{"version": N, "ok":
-//! false, "error": "..."}`. Both carry `Authorization: Bearer <gateway token>`.
+//! false, "error": "..."}`. Both carry `Authorization: Bearer <gateway token>`. While it
+//! watches, the gateway also ships its access-log records to the control plane
+//! ([`crate::traffic_shipper`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -187,7 +189,9 @@ impl ControlPlane {
         }
     }
 
-    async fn exchange(
+    /// One HTTP/1.1 request to the control plane with the gateway token: status, the
+    /// `x-paved-version` header, body.
+    pub(crate) async fn exchange(
         &self,
         method: &str,
         path: &str,
@@ -282,9 +286,14 @@ pub async fn initial_snapshot(control_plane: &ControlPlane) -> Snapshot {
     }
 }
 
-/// Applies every new version the control plane publishes, forever. Serving goes on from the
-/// configuration in force whatever happens here.
+/// Applies every new version the control plane publishes, forever, and ships the access-log
+/// records to it ([`crate::traffic_shipper::run`]). Serving goes on from the configuration in
+/// force whatever happens here.
 pub async fn watch(gateway: Arc<Gateway>, control_plane: ControlPlane) {
+    tokio::spawn(crate::traffic_shipper::run(
+        gateway.traffic(),
+        control_plane.clone(),
+    ));
     let mut backoff = Backoff::default();
     // Report the version started with, so the control plane knows what this gateway serves.
     let _ = control_plane.report(&gateway.version(), None).await;
@@ -327,12 +336,12 @@ pub async fn watch(gateway: Arc<Gateway>, control_plane: ControlPlane) {
 
 /// Exponential backoff with jitter, from 200 ms to 30 s.
 #[derive(Debug, Default)]
-struct Backoff {
+pub(crate) struct Backoff {
     attempt: u32,
 }
 
 impl Backoff {
-    fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let base = 200u64.saturating_mul(1 << self.attempt.min(8)).min(30_000);
         self.attempt += 1;
         // Jitter spreads reconnecting gateways out; the clock's nanoseconds are random enough.

@@ -5,20 +5,32 @@ use bytes::Bytes;
 use paved_wasm_host::HeaderMap;
 use pingora::http::{RequestHeader, ResponseHeader};
 
-/// The request as filters see it. `Host` becomes `:authority`, as in Envoy.
+/// The request as filters see it. `Host` becomes `:authority`, as in Envoy. The map counts as
+/// unchanged ([`HeaderMap::is_changed`]): whether a filter changed it is all the gateway needs
+/// to know to write it back.
 pub fn request_map(req: &RequestHeader, scheme: &str) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    map.add(":method", req.method.as_str());
-    map.add(
-        ":path",
-        req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
-    );
+    let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
     let authority = req
         .uri
         .authority()
         .map(|a| a.as_str().as_bytes())
         .or_else(|| req.headers.get(http::header::HOST).map(|h| h.as_bytes()))
         .unwrap_or_default();
+    let method = req.method.as_str();
+    // One allocation per buffer: sized for the pseudo-headers and every header.
+    let bytes = ":method:path:authority:scheme".len()
+        + method.len()
+        + path.len()
+        + authority.len()
+        + scheme.len()
+        + req
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len())
+            .sum::<usize>();
+    let mut map = HeaderMap::with_capacity(4 + req.headers.len(), bytes);
+    map.add(":method", method);
+    map.add(":path", path);
     map.add(":authority", authority);
     map.add(":scheme", scheme);
     for (name, value) in &req.headers {
@@ -26,6 +38,7 @@ pub fn request_map(req: &RequestHeader, scheme: &str) -> HeaderMap {
             map.add(name.as_str(), value.as_bytes());
         }
     }
+    map.mark_unchanged();
     map
 }
 
@@ -54,13 +67,22 @@ pub fn apply_request(map: &HeaderMap, req: &mut RequestHeader) -> Result<(), Str
     Ok(())
 }
 
-/// The response as filters see it.
+/// The response as filters see it, unchanged (see [`request_map`]).
 pub fn response_map(resp: &ResponseHeader) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    map.add(":status", resp.status.as_str());
+    let status = resp.status.as_str();
+    let bytes = ":status".len()
+        + status.len()
+        + resp
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len())
+            .sum::<usize>();
+    let mut map = HeaderMap::with_capacity(1 + resp.headers.len(), bytes);
+    map.add(":status", status);
     for (name, value) in &resp.headers {
         map.add(name.as_str(), value.as_bytes());
     }
+    map.mark_unchanged();
     map
 }
 
@@ -113,6 +135,7 @@ mod tests {
         req.append_header("x-many", "1").expect("header");
         req.append_header("x-many", "2").expect("header");
         let mut map = request_map(&req, "https");
+        assert!(!map.is_changed(), "as received");
         assert_eq!(map.get_str(":authority"), Some("app.example.com"));
         assert_eq!(map.get_str(":scheme"), Some("https"));
         assert_eq!(map.get_str(":path"), Some("/a/b?c=d"));
@@ -123,6 +146,7 @@ mod tests {
         assert_eq!(map.get_all("x-many").count(), 2);
 
         map.replace(":path", "/rewritten");
+        assert!(map.is_changed());
         map.replace(":authority", "other.example.com");
         map.remove("x-many");
         map.add("x-added", "yes");
@@ -144,6 +168,7 @@ mod tests {
         let mut resp = ResponseHeader::build(200, None).expect("response");
         resp.insert_header("server", "upstream").expect("header");
         let mut map = response_map(&resp);
+        assert!(!map.is_changed(), "as received");
         assert_eq!(map.get_str(":status"), Some("200"));
         map.replace(":status", "418");
         map.remove("server");

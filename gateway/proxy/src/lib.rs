@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod server;
 pub mod static_files;
 pub mod tls;
+pub mod traffic_shipper;
 pub mod upstream;
 
 pub use error::ConfigError;

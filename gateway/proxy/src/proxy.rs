@@ -40,8 +40,6 @@ pub struct RequestCtx {
     request_id: String,
     started: Instant,
     chain: Option<RequestChain>,
-    /// Request headers as the chain received them, to tell whether filters changed them.
-    received_headers: Option<paved_wasm_host::HeaderMap>,
     /// A response that replaces the upstream's (decided in a later phase).
     replacement: Option<Bytes>,
     replacement_sent: bool,
@@ -157,7 +155,6 @@ impl ProxyHttp for GatewayProxy {
             request_id: uuid::Uuid::new_v4().simple().to_string(),
             started: Instant::now(),
             chain: None,
-            received_headers: None,
             replacement: None,
             replacement_sent: false,
             pending_local: None,
@@ -203,13 +200,12 @@ impl ProxyHttp for GatewayProxy {
         }
 
         let scheme = if self.tls { "https" } else { "http" };
+        // Built unchanged: the map itself tells whether a filter changed it (no copy kept).
         let headers = request_map(session.req_header(), scheme);
         let cluster = route
             .cluster
-            .map(|i| config.clusters[i].config.name.clone())
-            .unwrap_or_default();
-        let info = self.stream_info(session, ctx, &route.name, &cluster);
-        ctx.received_headers = Some(headers.clone());
+            .map_or("", |i| config.clusters[i].config.name.as_str());
+        let info = self.stream_info(session, ctx, &route.name, cluster);
         let mut chain = RequestChain::new(&route.chain, HttpStream::new(headers, Arc::new(info)));
         let end_of_stream = session.is_body_empty();
         let decision = chain.request_headers(end_of_stream).await;
@@ -228,7 +224,7 @@ impl ProxyHttp for GatewayProxy {
             }
         }
         if let Some(chain) = ctx.chain.as_ref()
-            && ctx.received_headers.as_ref() != Some(&chain.stream.request_headers)
+            && chain.stream.request_headers.is_changed()
             && let Err(error) =
                 apply_request(&chain.stream.request_headers, session.req_header_mut())
         {
@@ -237,7 +233,6 @@ impl ProxyHttp for GatewayProxy {
             self.respond(session, ctx, response, None).await?;
             return Ok(true);
         }
-        ctx.received_headers = None;
         self.serve_static_if_any(session, ctx).await
     }
 
@@ -251,6 +246,12 @@ impl ProxyHttp for GatewayProxy {
         let Some(chain) = ctx.chain.as_mut() else {
             return Ok(());
         };
+        // As in Envoy, body callbacks get body data or the end of the body: none for a request
+        // that ended with its headers (a GET), none for an empty chunk in the middle.
+        let has_data = body.as_ref().is_some_and(|chunk| !chunk.is_empty());
+        if !has_data && (chain.request_complete() || !end_of_stream) {
+            return Ok(());
+        }
         if let Some(chunk) = body.take() {
             if chain.stream.request_body.len() + chunk.len() > ctx.max_body {
                 ctx.pending_local = Some(json_response(413, "body_too_large", &ctx.request_id));
@@ -386,7 +387,7 @@ impl ProxyHttp for GatewayProxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
@@ -395,16 +396,18 @@ impl ProxyHttp for GatewayProxy {
         let Some(chain) = ctx.chain.as_mut() else {
             return Ok(());
         };
-        let received = response_map(upstream);
-        chain.stream.response_headers = received.clone();
+        chain.stream.response_headers = response_map(upstream);
+        // The response ends with its headers as Envoy's codecs say it does: then there is no
+        // `proxy_on_response_body`.
         let no_body = matches!(ctx.status, 204 | 304)
+            || session.req_header().method == http::Method::HEAD
             || upstream
                 .headers
                 .get(http::header::CONTENT_LENGTH)
                 .is_some_and(|v| v.as_bytes() == b"0");
         match chain.response_headers(no_body, None).await {
             ChainDecision::Continue | ChainDecision::Buffer => {
-                if chain.stream.response_headers != received {
+                if chain.stream.response_headers.is_changed() {
                     apply_response(&chain.stream.response_headers, upstream)
                         .map_err(|e| Error::explain(ErrorType::InternalError, e))?;
                     ctx.status = upstream.status.as_u16();
@@ -444,6 +447,11 @@ impl ProxyHttp for GatewayProxy {
         let Some(chain) = ctx.chain.as_mut() else {
             return Ok(None);
         };
+        // Body callbacks only for body data or its end (see `request_body_filter`).
+        let has_data = body.as_ref().is_some_and(|chunk| !chunk.is_empty());
+        if !has_data && (chain.response_complete() || !end_of_stream) {
+            return Ok(None);
+        }
         if let Some(chunk) = body.take() {
             if chain.stream.response_body.len() + chunk.len() > ctx.max_body {
                 return Err(Error::explain(

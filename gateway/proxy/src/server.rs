@@ -25,6 +25,7 @@ use crate::internal::{GatewayDispatcher, RedisRateLimiter};
 use crate::metrics::GatewayMetrics;
 use crate::proxy::GatewayProxy;
 use crate::tls::{CertificateSet, SniResolver};
+use crate::traffic_shipper::{ShipperOptions, TrafficBacklog};
 
 /// How to run a gateway.
 #[derive(Debug, Clone)]
@@ -64,6 +65,7 @@ pub struct Gateway {
     ready: Arc<AtomicBool>,
     options: GatewayOptions,
     background: Option<tokio::runtime::Runtime>,
+    traffic: Arc<TrafficBacklog>,
 }
 
 impl Drop for Gateway {
@@ -135,12 +137,18 @@ impl Gateway {
         let active = builder.build(snapshot)?;
         let metrics =
             Arc::new(GatewayMetrics::new().map_err(|e| ConfigError::Runtime(e.to_string()))?);
+        // Filled by the access-log sink once the gateway ships traffic to a control plane.
+        let traffic = Arc::new(
+            TrafficBacklog::new(ShipperOptions::default())
+                .map_err(|e| ConfigError::Runtime(e.to_string()))?,
+        );
         if let (Some(access_log), Some(queue)) = (options.access_log.clone(), access_log_queue) {
             background.spawn(accesslog::run(
                 runtime.clone(),
                 queue,
                 access_log,
                 metrics.access_log.clone(),
+                traffic.clone(),
             ));
         }
         metrics
@@ -156,7 +164,14 @@ impl Gateway {
             ready: Arc::new(AtomicBool::new(false)),
             options,
             background: Some(background),
+            traffic,
         })
+    }
+
+    /// The access-log records waiting to be shipped to the control plane (taken only once
+    /// [`crate::traffic_shipper::run`] started; the access log must be on).
+    pub fn traffic(&self) -> Arc<TrafficBacklog> {
+        self.traffic.clone()
     }
 
     /// The version in force.
@@ -218,10 +233,12 @@ impl Gateway {
 
     /// The metrics plugins define, and the gateway's own.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(
+        let mut text = self.metrics.render(
             &self.config.load(),
             &self.runtime.metrics().render_prometheus("paved_wasm_"),
-        )
+        );
+        text.push_str(&self.traffic.render_metrics());
+        text
     }
 
     /// Serves until `shutdown` says to stop. Blocks the calling thread.

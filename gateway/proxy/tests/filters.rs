@@ -27,6 +27,13 @@ routes:
         wasm: "{artifacts}/conformance.wasm"
         config: {scenario: local_response, phase: request_headers, status: 401, headers: {www-authenticate: "Bearer"}, body: "no entry"}
   - host: "*"
+    path_prefix: /body
+    cluster: app
+    plugins:
+      - name: conformance
+        wasm: "{artifacts}/conformance.wasm"
+        config: {scenario: request_body}
+  - host: "*"
     path_prefix: /trap
     cluster: app
     plugins:
@@ -113,4 +120,21 @@ async fn failing_plugins_deny_unless_fail_open_and_other_routes_keep_working() {
     );
     // The pool replaces the poisoned instance: the same route fails again the same way.
     assert_eq!(get(gw.addr, "/trap/y").await.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_callbacks_run_only_for_requests_with_a_body_as_in_envoy() {
+    let upstream = start_echo_upstream();
+    let gw = start_gateway(CHAINS, upstream.addr);
+    // A GET ends with its headers: Envoy calls no `proxy_on_request_body` for it.
+    let bodiless = get(gw.addr, "/body/get").await;
+    assert_eq!(bodiless.status, 200);
+    assert_eq!(bodiless.header("x-request-body-calls"), Some("0"));
+    assert_eq!(bodiless.header("x-request-body-size"), Some("none"));
+
+    let with_body = send(gw.addr, "POST", "/body/post", &[], b"hello world").await;
+    assert_eq!(with_body.status, 200);
+    assert_eq!(with_body.json()["body"], "HELLO WORLD");
+    assert_eq!(with_body.header("x-request-body-size"), Some("11"));
+    assert_ne!(with_body.header("x-request-body-calls"), Some("0"));
 }

@@ -4,17 +4,16 @@
 //! synchronous and bounded by the store's epoch deadline and memory limiter; a call that
 //! fails poisons the instance (its memory may be inconsistent), and the pool replaces it.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use wasmtime::{Engine, Instance, Linker, Module, Store, Trap, TypedFunc, WasmParams, WasmResults};
 
 use crate::abi::Action;
 use crate::error::{LoadError, PluginFailure};
 use crate::http_call::HttpCallResponse;
 use crate::shared::QueueReady;
-use crate::state::{Effect, HostState, Limiter, PluginEnv};
+use crate::state::{ContextMap, ContextSet, Effect, HostState, Limiter, PluginEnv};
 use crate::stream::{HttpStream, LocalResponse};
 
 type F1 = TypedFunc<i32, ()>;
@@ -24,7 +23,9 @@ type F2R = TypedFunc<(i32, i32), i32>;
 type F3R = TypedFunc<(i32, i32, i32), i32>;
 type F5 = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
-/// The module's exports the host calls; absent optional ones are skipped.
+/// The module's exports the host calls; absent optional ones are skipped. Looked up once per
+/// instance and called by reference (cloning a `TypedFunc` clones its registered type: a
+/// handful of atomic reference counts per call for nothing).
 struct Exports {
     on_context_create: F2,
     on_vm_start: Option<F2R>,
@@ -58,7 +59,8 @@ pub(crate) enum DriverMsg {
     HttpCall {
         context_id: u32,
         token: u32,
-        request: crate::http_call::HttpCallRequest,
+        // Boxed: a request is far larger than the other messages on the channel.
+        request: Box<crate::http_call::HttpCallRequest>,
     },
     SetTick(std::time::Duration),
 }
@@ -102,7 +104,10 @@ pub(crate) struct PluginInstance {
     env: Arc<PluginEnv>,
     next_context_id: u32,
     deadline_ticks: u64,
-    waiters: HashMap<u32, UnboundedSender<ContextEvent>>,
+    /// The contexts that are paused in the gateway, waiting for another call to decide for
+    /// them. Registered only when a callback pauses: most requests never do, and need no
+    /// channel.
+    waiters: ContextMap<UnboundedSender<ContextEvent>>,
     driver: UnboundedSender<DriverMsg>,
     pub(crate) failure: Option<PluginFailure>,
 }
@@ -139,8 +144,8 @@ impl PluginInstance {
             env: env.clone(),
             root_context_id: ROOT_CONTEXT_ID,
             effective_context: ROOT_CONTEXT_ID,
-            live_contexts: HashSet::new(),
-            streams: HashMap::new(),
+            live_contexts: ContextSet::default(),
+            streams: ContextMap::default(),
             call_response: None,
             effects: Vec::new(),
             next_call_token: 0,
@@ -220,7 +225,7 @@ impl PluginInstance {
             env: env.clone(),
             next_context_id: ROOT_CONTEXT_ID + 1,
             deadline_ticks,
-            waiters: HashMap::new(),
+            waiters: ContextMap::default(),
             driver,
             failure: None,
         };
@@ -229,34 +234,31 @@ impl PluginInstance {
             failure,
         };
         let root = ROOT_CONTEXT_ID as i32;
-        let create = this.exports.on_context_create.clone();
-        this.invoke("proxy_on_context_create", ROOT_CONTEXT_ID, 10, |s| {
-            create.call(s, (root, 0))
+        this.invoke("proxy_on_context_create", ROOT_CONTEXT_ID, 10, |s, e| {
+            e.on_context_create.call(s, (root, 0))
         })
         .map_err(failed)?;
-        if let Some(f) = this.exports.on_vm_start.clone() {
+        if this.exports.on_vm_start.is_some() {
             let size = env.vm_configuration.len() as i32;
-            if this
-                .invoke("proxy_on_vm_start", ROOT_CONTEXT_ID, 10, |s| {
-                    f.call(s, (root, size))
+            let accepted = this
+                .invoke("proxy_on_vm_start", ROOT_CONTEXT_ID, 10, |s, e| {
+                    call_or(&e.on_vm_start, s, (root, size), 1)
                 })
-                .map_err(failed)?
-                == 0
-            {
+                .map_err(failed)?;
+            if accepted == 0 {
                 return Err(LoadError::VmStartRejected {
                     plugin: env.name.clone(),
                 });
             }
         }
-        if let Some(f) = this.exports.on_configure.clone() {
+        if this.exports.on_configure.is_some() {
             let size = env.configuration.len() as i32;
-            if this
-                .invoke("proxy_on_configure", ROOT_CONTEXT_ID, 10, |s| {
-                    f.call(s, (root, size))
+            let accepted = this
+                .invoke("proxy_on_configure", ROOT_CONTEXT_ID, 10, |s, e| {
+                    call_or(&e.on_configure, s, (root, size), 1)
                 })
-                .map_err(failed)?
-                == 0
-            {
+                .map_err(failed)?;
+            if accepted == 0 {
                 return Err(LoadError::ConfigureRejected {
                     plugin: env.name.clone(),
                 });
@@ -267,13 +269,14 @@ impl PluginInstance {
     }
 
     /// Runs one call into the guest with the deadline set and the effective context chosen;
-    /// classifies a failure and poisons the instance with it.
+    /// classifies a failure and poisons the instance with it. `call` gets the store and the
+    /// exports, so that it calls the export by reference.
     fn invoke<T>(
         &mut self,
         function: &'static str,
         context_id: u32,
         budgets: u64,
-        call: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
+        call: impl FnOnce(&mut Store<HostState>, &Exports) -> wasmtime::Result<T>,
     ) -> Result<T, PluginFailure> {
         if let Some(failure) = &self.failure {
             return Err(PluginFailure::Unavailable {
@@ -283,7 +286,7 @@ impl PluginInstance {
         }
         self.store.set_epoch_deadline(self.deadline_ticks * budgets);
         self.store.data_mut().effective_context = context_id;
-        match call(&mut self.store) {
+        match call(&mut self.store, &self.exports) {
             Ok(value) => Ok(value),
             Err(error) => {
                 let plugin = self.env.name.clone();
@@ -326,11 +329,8 @@ impl PluginInstance {
         self.failure = Some(failure);
     }
 
-    /// Creates an HTTP context; `events` receives what other calls decide for it.
-    pub(crate) fn create_http_context(
-        &mut self,
-        events: UnboundedSender<ContextEvent>,
-    ) -> Result<u32, PluginFailure> {
+    /// Creates an HTTP context (`proxy_on_context_create`).
+    pub(crate) fn create_http_context(&mut self) -> Result<u32, PluginFailure> {
         let id = self.next_context_id;
         let Some(next) = id.checked_add(1) else {
             let failure = PluginFailure::Unavailable {
@@ -342,12 +342,30 @@ impl PluginInstance {
         };
         self.next_context_id = next;
         self.store.data_mut().live_contexts.insert(id);
-        let create = self.exports.on_context_create.clone();
-        self.invoke("proxy_on_context_create", id, 1, |s| {
-            create.call(s, (id as i32, ROOT_CONTEXT_ID as i32))
+        let root = ROOT_CONTEXT_ID as i32;
+        self.invoke("proxy_on_context_create", id, 1, |s, e| {
+            e.on_context_create.call(s, (id as i32, root))
         })?;
-        self.waiters.insert(id, events);
         Ok(id)
+    }
+
+    /// Registers a context that just paused: what later calls decide for it (continue, a
+    /// local response, close, the instance failing) arrives on the returned receiver, until
+    /// [`Self::stop_waiting`]. The caller holds the instance's lock from the callback that
+    /// paused to here, so nothing decided in between is missed.
+    pub(crate) fn wait_for_events(&mut self, context_id: u32) -> UnboundedReceiver<ContextEvent> {
+        let (events_tx, events) = unbounded_channel();
+        if self.failure.is_none() {
+            self.waiters.insert(context_id, events_tx);
+        }
+        // A failed instance drops the sender at once: the waiting context sees it went away.
+        events
+    }
+
+    /// Forgets a context's waiter once it stopped waiting; later decisions for it are moot
+    /// (as a second `proxy_continue_stream` is in Envoy).
+    pub(crate) fn stop_waiting(&mut self, context_id: u32) {
+        self.waiters.remove(&context_id);
     }
 
     /// Runs a stream callback with `stream` parked in the instance. Returns the action and
@@ -360,19 +378,15 @@ impl PluginInstance {
         stream: &mut HttpStream,
         end_of_stream: bool,
     ) -> Result<(Action, CallOutcome), PluginFailure> {
-        let func3 = match phase {
-            Phase::RequestHeaders => self.exports.on_request_headers.clone(),
-            Phase::RequestBody => self.exports.on_request_body.clone(),
-            Phase::ResponseHeaders => self.exports.on_response_headers.clone(),
-            Phase::ResponseBody => self.exports.on_response_body.clone(),
-            _ => None,
+        let exported = match phase {
+            Phase::RequestHeaders => self.exports.on_request_headers.is_some(),
+            Phase::RequestBody => self.exports.on_request_body.is_some(),
+            Phase::RequestTrailers => self.exports.on_request_trailers.is_some(),
+            Phase::ResponseHeaders => self.exports.on_response_headers.is_some(),
+            Phase::ResponseBody => self.exports.on_response_body.is_some(),
+            Phase::ResponseTrailers => self.exports.on_response_trailers.is_some(),
         };
-        let func2 = match phase {
-            Phase::RequestTrailers => self.exports.on_request_trailers.clone(),
-            Phase::ResponseTrailers => self.exports.on_response_trailers.clone(),
-            _ => None,
-        };
-        if func3.is_none() && func2.is_none() {
+        if !exported {
             return Ok((Action::Continue, CallOutcome::default()));
         }
         let size = match phase {
@@ -390,10 +404,13 @@ impl PluginInstance {
         let id = context_id as i32;
         let eos = i32::from(end_of_stream);
         let function = phase.export_name();
-        let raw = self.invoke(function, context_id, 1, |s| match (&func3, &func2) {
-            (Some(f), _) => f.call(s, (id, size, eos)),
-            (None, Some(f)) => f.call(s, (id, size)),
-            (None, None) => Ok(0),
+        let raw = self.invoke(function, context_id, 1, |s, e| match phase {
+            Phase::RequestHeaders => call_or(&e.on_request_headers, s, (id, size, eos), 0),
+            Phase::RequestBody => call_or(&e.on_request_body, s, (id, size, eos), 0),
+            Phase::RequestTrailers => call_or(&e.on_request_trailers, s, (id, size), 0),
+            Phase::ResponseHeaders => call_or(&e.on_response_headers, s, (id, size, eos), 0),
+            Phase::ResponseBody => call_or(&e.on_response_body, s, (id, size, eos), 0),
+            Phase::ResponseTrailers => call_or(&e.on_response_trailers, s, (id, size), 0),
         });
         let outcome = self.dispatch_effects(Some(context_id));
         let raw = match raw {
@@ -430,7 +447,8 @@ impl PluginInstance {
     }
 
     /// Ends an HTTP context: `proxy_on_done`, `proxy_on_log` (with the final stream) and
-    /// `proxy_on_delete`. Failures are logged: the response has already been decided.
+    /// `proxy_on_delete`, in one step under the caller's one hold of the instance's lock.
+    /// Failures are logged: the response has already been decided.
     pub(crate) fn finish_context(&mut self, context_id: u32, stream: Option<&mut HttpStream>) {
         self.waiters.remove(&context_id);
         if !self.store.data().live_contexts.contains(&context_id) || self.failure.is_some() {
@@ -444,18 +462,26 @@ impl PluginInstance {
                 .streams
                 .insert(context_id, std::mem::take(s));
         }
-        if let Some(f) = self.exports.on_done.clone() {
-            let _ = self.invoke("proxy_on_done", context_id, 1, |s| f.call(s, id));
+        // `proxy_on_done`'s answer (whether the context is done now or will call
+        // `proxy_done`) does not matter: the host ends the context either way.
+        if self.exports.on_done.is_some() {
+            let _ = self.invoke("proxy_on_done", context_id, 1, |s, e| {
+                call_or(&e.on_done, s, id, 1)
+            });
         }
-        if let Some(f) = self.exports.on_log.clone() {
-            let _ = self.invoke("proxy_on_log", context_id, 1, |s| f.call(s, id));
+        if self.exports.on_log.is_some() {
+            let _ = self.invoke("proxy_on_log", context_id, 1, |s, e| {
+                call_or(&e.on_log, s, id, ())
+            });
         }
         let parked = self.take_stream(context_id);
         if let Some(s) = stream {
             *s = parked;
         }
-        if let Some(f) = self.exports.on_delete.clone() {
-            let _ = self.invoke("proxy_on_delete", context_id, 1, |s| f.call(s, id));
+        if self.exports.on_delete.is_some() {
+            let _ = self.invoke("proxy_on_delete", context_id, 1, |s, e| {
+                call_or(&e.on_delete, s, id, ())
+            });
         }
         self.store.data_mut().live_contexts.remove(&context_id);
         // Effects of teardown callbacks (e.g. an enqueue) are dispatched; decisions are moot.
@@ -464,9 +490,10 @@ impl PluginInstance {
 
     /// Calls `proxy_on_tick` on the root context.
     pub(crate) fn tick(&mut self) -> Result<(), PluginFailure> {
-        if let Some(f) = self.exports.on_tick.clone() {
-            self.invoke("proxy_on_tick", ROOT_CONTEXT_ID, 1, |s| {
-                f.call(s, ROOT_CONTEXT_ID as i32)
+        if self.exports.on_tick.is_some() {
+            let root = ROOT_CONTEXT_ID as i32;
+            self.invoke("proxy_on_tick", ROOT_CONTEXT_ID, 1, |s, e| {
+                call_or(&e.on_tick, s, root, ())
             })?;
         }
         self.dispatch_effects(None);
@@ -475,10 +502,10 @@ impl PluginInstance {
 
     /// Calls `proxy_on_queue_ready` on the root context.
     pub(crate) fn queue_ready(&mut self, ready: QueueReady) -> Result<(), PluginFailure> {
-        if let Some(f) = self.exports.on_queue_ready.clone() {
+        if self.exports.on_queue_ready.is_some() {
             let args = (ready.root_context_id as i32, ready.queue_id as i32);
-            self.invoke("proxy_on_queue_ready", ROOT_CONTEXT_ID, 1, |s| {
-                f.call(s, args)
+            self.invoke("proxy_on_queue_ready", ROOT_CONTEXT_ID, 1, |s, e| {
+                call_or(&e.on_queue_ready, s, args, ())
             })?;
         }
         self.dispatch_effects(None);
@@ -496,9 +523,9 @@ impl PluginInstance {
             // The stream ended while its call was in flight: Envoy cancels such calls.
             return Ok(());
         }
-        let Some(f) = self.exports.on_http_call_response.clone() else {
+        if self.exports.on_http_call_response.is_none() {
             return Ok(());
-        };
+        }
         let counts = response
             .as_ref()
             .map(|r| (r.headers.len(), r.body.len(), r.trailers.len()))
@@ -511,8 +538,8 @@ impl PluginInstance {
             counts.1 as i32,
             counts.2 as i32,
         );
-        let result = self.invoke("proxy_on_http_call_response", context_id, 1, |s| {
-            f.call(s, args)
+        let result = self.invoke("proxy_on_http_call_response", context_id, 1, |s, e| {
+            call_or(&e.on_http_call_response, s, args, ())
         });
         self.store.data_mut().call_response = None;
         self.dispatch_effects(None);
@@ -523,6 +550,9 @@ impl PluginInstance {
     /// whose callback just ran.
     fn dispatch_effects(&mut self, current: Option<u32>) -> CallOutcome {
         let mut outcome = CallOutcome::default();
+        if self.store.data().effects.is_empty() {
+            return outcome;
+        }
         let effects = std::mem::take(&mut self.store.data_mut().effects);
         for effect in effects {
             let (context_id, event) = match effect {
@@ -534,7 +564,7 @@ impl PluginInstance {
                     let _ = self.driver.send(DriverMsg::HttpCall {
                         context_id,
                         token,
-                        request,
+                        request: Box::new(request),
                     });
                     continue;
                 }
@@ -564,6 +594,20 @@ impl PluginInstance {
             }
         }
         outcome
+    }
+}
+
+/// Calls an optional export, or answers `absent` without entering the guest when the module
+/// does not export it.
+fn call_or<P: WasmParams, R: WasmResults>(
+    export: &Option<TypedFunc<P, R>>,
+    store: &mut Store<HostState>,
+    params: P,
+    absent: R,
+) -> wasmtime::Result<R> {
+    match export {
+        Some(f) => f.call(store, params),
+        None => Ok(absent),
     }
 }
 

@@ -35,4 +35,4 @@ pub use http_call::{
 pub use plugin::{BodyVerdict, HttpContext, Plugin, PluginSpec, PluginStats, Verdict};
 pub use runtime::{Runtime, RuntimeOptions};
 pub use state::PluginLimits;
-pub use stream::{HttpStream, LocalResponse, StreamInfo, TlsInfo};
+pub use stream::{HttpStream, LocalResponse, StreamInfo, StreamState, TlsInfo};

@@ -257,16 +257,14 @@ impl Plugin {
             state.instance = Some(instance);
         }
         let generation = state.generation;
-        let (events_tx, events) = unbounded_channel();
         let instance = state.live(generation, self.name())?;
-        let id = instance.create_http_context(events_tx)?;
+        let id = instance.create_http_context()?;
         drop(state);
         Ok(HttpContext {
             plugin: self.clone(),
             slot,
             generation,
             id,
-            events,
             finished: false,
         })
     }
@@ -297,18 +295,30 @@ pub enum BodyVerdict {
 }
 
 /// The context of one request in one plugin; dropping it ends the context.
+///
+/// Each phase locks the context's instance once, for the callback only; a request that never
+/// pauses costs no channel, task or timer.
 pub struct HttpContext {
     plugin: Plugin,
     slot: Arc<Slot>,
     generation: u64,
     id: u32,
-    events: UnboundedReceiver<ContextEvent>,
     finished: bool,
 }
 
+/// What a callback left the gateway to do.
 enum Step {
+    /// The callback decided.
     Decided(Verdict),
-    Paused,
+    /// The callback paused; the receiver is there when the caller will wait for a decision.
+    Paused(Option<UnboundedReceiver<ContextEvent>>),
+}
+
+/// Whether the caller of a callback waits when it pauses (or buffers, or goes on).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnPause {
+    Wait,
+    DoNotWait,
 }
 
 impl HttpContext {
@@ -333,13 +343,19 @@ impl HttpContext {
         stream: &mut HttpStream,
         end_of_stream: bool,
     ) -> Result<BodyVerdict, PluginFailure> {
-        match self.step(Phase::RequestBody, stream, end_of_stream)? {
+        // Before the end of the body a pause buffers; at the end the request waits.
+        let on_pause = if end_of_stream {
+            OnPause::Wait
+        } else {
+            OnPause::DoNotWait
+        };
+        match self.step(Phase::RequestBody, stream, end_of_stream, on_pause)? {
             Step::Decided(verdict) => Ok(verdict.into()),
-            Step::Paused if !end_of_stream => {
+            Step::Paused(events) if end_of_stream => Ok(self.wait(events, stream).await?.into()),
+            Step::Paused(_) => {
                 self.take_back(stream)?;
                 Ok(BodyVerdict::Buffer)
             }
-            Step::Paused => Ok(self.wait(stream).await?.into()),
         }
     }
 
@@ -370,9 +386,14 @@ impl HttpContext {
         stream: &mut HttpStream,
         end_of_stream: bool,
     ) -> Result<BodyVerdict, PluginFailure> {
-        match self.step(Phase::ResponseBody, stream, end_of_stream)? {
+        match self.step(
+            Phase::ResponseBody,
+            stream,
+            end_of_stream,
+            OnPause::DoNotWait,
+        )? {
             Step::Decided(verdict) => Ok(verdict.into()),
-            Step::Paused => {
+            Step::Paused(_) => {
                 self.take_back(stream)?;
                 Ok(if end_of_stream {
                     BodyVerdict::Continue
@@ -388,9 +409,9 @@ impl HttpContext {
         &mut self,
         stream: &mut HttpStream,
     ) -> Result<Verdict, PluginFailure> {
-        match self.step(Phase::ResponseTrailers, stream, true)? {
+        match self.step(Phase::ResponseTrailers, stream, true, OnPause::DoNotWait)? {
             Step::Decided(verdict) => Ok(verdict),
-            Step::Paused => {
+            Step::Paused(_) => {
                 self.take_back(stream)?;
                 Ok(Verdict::Continue)
             }
@@ -412,33 +433,44 @@ impl HttpContext {
         stream: &mut HttpStream,
         eos: bool,
     ) -> Result<Verdict, PluginFailure> {
-        match self.step(phase, stream, eos)? {
+        match self.step(phase, stream, eos, OnPause::Wait)? {
             Step::Decided(verdict) => Ok(verdict),
-            Step::Paused => self.wait(stream).await,
+            Step::Paused(events) => self.wait(events, stream).await,
         }
     }
 
+    /// Runs one callback under one hold of the instance's lock. When it pauses and the caller
+    /// will wait, the waiter is registered under the same hold, so that no decision made
+    /// for the context in between (by a tick, a call response) is missed.
     fn step(
         &mut self,
         phase: Phase,
         stream: &mut HttpStream,
         eos: bool,
+        on_pause: OnPause,
     ) -> Result<Step, PluginFailure> {
-        // Events left from an earlier pause (a plugin resuming twice) must not end this one.
-        while self.events.try_recv().is_ok() {}
         let stats = &self.plugin.inner.stats;
         let started = Instant::now();
         let result = {
             let mut state = lock(&self.slot);
             state
                 .live(self.generation, self.plugin.name())
-                .and_then(|instance| instance.run_phase(self.id, phase, stream, eos))
+                .and_then(|instance| {
+                    let (action, outcome) = instance.run_phase(self.id, phase, stream, eos)?;
+                    let paused = outcome.local_response.is_none()
+                        && !outcome.closed
+                        && !outcome.resumed
+                        && action == Action::Pause;
+                    let events = (paused && on_pause == OnPause::Wait)
+                        .then(|| instance.wait_for_events(self.id));
+                    Ok((action, outcome, events))
+                })
         };
         stats.calls.fetch_add(1, Ordering::Relaxed);
         stats
             .call_nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        let (action, outcome) = result.inspect_err(|_| {
+        let (action, outcome, events) = result.inspect_err(|_| {
             stats.failures.fetch_add(1, Ordering::Relaxed);
         })?;
         Ok(if let Some(response) = outcome.local_response {
@@ -448,13 +480,22 @@ impl HttpContext {
         } else if action == Action::Continue || outcome.resumed {
             Step::Decided(Verdict::Continue)
         } else {
-            Step::Paused
+            Step::Paused(events)
         })
     }
 
-    async fn wait(&mut self, stream: &mut HttpStream) -> Result<Verdict, PluginFailure> {
+    /// Waits (bounded) for another call to decide for the paused context (`events`: its
+    /// waiter; none means that the instance went away).
+    async fn wait(
+        &mut self,
+        events: Option<UnboundedReceiver<ContextEvent>>,
+        stream: &mut HttpStream,
+    ) -> Result<Verdict, PluginFailure> {
         let limit = self.plugin.inner.env.limits.pause_timeout;
-        let event = tokio::time::timeout(limit, self.events.recv()).await;
+        let event = match events {
+            Some(mut events) => tokio::time::timeout(limit, events.recv()).await,
+            None => Ok(None),
+        };
         let verdict = match event {
             Ok(Some(ContextEvent::Resume)) => Ok(Verdict::Continue),
             Ok(Some(ContextEvent::LocalResponse(response))) => Ok(Verdict::Respond(response)),
@@ -479,9 +520,9 @@ impl HttpContext {
     /// Takes the stream parked in a live instance back into `stream`.
     fn take_back(&mut self, stream: &mut HttpStream) -> Result<(), PluginFailure> {
         let mut state = lock(&self.slot);
-        *stream = state
-            .live(self.generation, self.plugin.name())?
-            .take_stream(self.id);
+        let instance = state.live(self.generation, self.plugin.name())?;
+        instance.stop_waiting(self.id);
+        *stream = instance.take_stream(self.id);
         Ok(())
     }
 
@@ -491,6 +532,7 @@ impl HttpContext {
         let same_generation = state.generation == self.generation;
         match (&mut state.instance, same_generation) {
             (Some(instance), true) => {
+                instance.stop_waiting(self.id);
                 *stream = instance.take_stream(self.id);
                 Ok(())
             }
@@ -579,7 +621,7 @@ impl Driver {
                     token,
                     request,
                 }) => {
-                    let future = self.http.dispatch(request);
+                    let future = self.http.dispatch(*request);
                     let (slot, generation, plugin) =
                         (self.slot.clone(), self.generation, self.plugin.clone());
                     tokio::spawn(async move {

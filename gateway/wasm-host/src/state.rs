@@ -1,6 +1,7 @@
 //! The data a plugin instance's store carries: what host functions read and write.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,6 +114,39 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+/// Hashes context IDs with one multiplication (Fx-style). The maps keyed by them are looked up
+/// on every callback and many host calls; SipHash's resistance to chosen keys buys nothing
+/// here, since every key inserted is an ID the host allocated (a plugin only looks IDs up).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct ContextIdHasher(u64);
+
+impl Hasher for ContextIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // An odd constant with well-spread bits: sequential IDs land in distinct buckets and
+        // differ in the top bits hashbrown uses as tags.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// Maps and sets keyed by context ID.
+pub(crate) type ContextMap<V> = HashMap<u32, V, BuildHasherDefault<ContextIdHasher>>;
+/// See [`ContextMap`].
+pub(crate) type ContextSet = HashSet<u32, BuildHasherDefault<ContextIdHasher>>;
+
 /// The store's data.
 pub(crate) struct HostState {
     pub wasi: WasiP1Ctx,
@@ -125,9 +159,9 @@ pub(crate) struct HostState {
     /// `proxy_set_effective_context`.
     pub effective_context: u32,
     /// HTTP contexts created and not yet deleted.
-    pub live_contexts: HashSet<u32>,
+    pub live_contexts: ContextSet,
     /// Streams parked in the instance for a callback or while paused.
-    pub streams: HashMap<u32, HttpStream>,
+    pub streams: ContextMap<HttpStream>,
     /// The response of the HTTP call being delivered by `proxy_on_http_call_response`.
     pub call_response: Option<HttpCallResponse>,
     pub effects: Vec<Effect>,

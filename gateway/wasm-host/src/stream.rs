@@ -2,8 +2,9 @@
 //! the facts about the connection that properties expose.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
 
 use crate::headers::HeaderMap;
@@ -56,8 +57,20 @@ pub struct TlsInfo {
 }
 
 /// One HTTP stream's state, moved into a plugin instance for each callback and back out.
-#[derive(Debug, Default)]
+///
+/// A handle on a boxed [`StreamState`], whose fields it gives access to (`stream.request_body`)
+/// through `Deref`: moving a stream into an instance and back, twice per callback, copies a
+/// pointer rather than the whole state. An empty stream (`HttpStream::default()`, or what
+/// `std::mem::take` leaves behind) allocates nothing until it is written to, and reads as an
+/// empty state.
+#[derive(Default)]
 pub struct HttpStream {
+    state: Option<Box<StreamState>>,
+}
+
+/// The state of one HTTP stream as plugins see it.
+#[derive(Debug)]
+pub struct StreamState {
     /// Request headers with `:method`, `:path`, `:authority` and `:scheme`.
     pub request_headers: HeaderMap,
     /// The request body buffered so far.
@@ -76,14 +89,55 @@ pub struct HttpStream {
     pub properties: HashMap<String, Vec<u8>>,
 }
 
+impl Default for StreamState {
+    fn default() -> Self {
+        Self::new(HeaderMap::new(), Arc::new(StreamInfo::default()))
+    }
+}
+
+impl StreamState {
+    fn new(request_headers: HeaderMap, info: Arc<StreamInfo>) -> Self {
+        Self {
+            request_headers,
+            request_body: Vec::new(),
+            request_trailers: HeaderMap::new(),
+            response_headers: HeaderMap::new(),
+            response_body: Vec::new(),
+            response_trailers: HeaderMap::new(),
+            info,
+            properties: HashMap::new(),
+        }
+    }
+}
+
 impl HttpStream {
     /// A stream with the given request headers and facts.
     pub fn new(request_headers: HeaderMap, info: Arc<StreamInfo>) -> Self {
         Self {
-            request_headers,
-            info,
-            ..Self::default()
+            state: Some(Box::new(StreamState::new(request_headers, info))),
         }
+    }
+}
+
+impl std::ops::Deref for HttpStream {
+    type Target = StreamState;
+
+    fn deref(&self) -> &StreamState {
+        /// What an empty stream reads as.
+        static EMPTY: LazyLock<StreamState> = LazyLock::new(StreamState::default);
+        self.state.as_deref().unwrap_or(&EMPTY)
+    }
+}
+
+impl std::ops::DerefMut for HttpStream {
+    fn deref_mut(&mut self) -> &mut StreamState {
+        self.state.get_or_insert_with(Box::default)
+    }
+}
+
+impl fmt::Debug for HttpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        StreamState::fmt(self, f)
     }
 }
 
@@ -104,5 +158,39 @@ impl LocalResponse {
     /// Its headers as a header map (without `:status`).
     pub fn header_map(&self) -> HeaderMap {
         HeaderMap::from_pairs(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_stream_reads_as_empty_and_comes_back_whole() {
+        let headers = HeaderMap::from_pairs([(":path", "/a")]);
+        let info = Arc::new(StreamInfo {
+            request_id: "r-1".into(),
+            ..StreamInfo::default()
+        });
+        let mut stream = HttpStream::new(headers, info);
+        stream.request_body.extend_from_slice(b"body");
+
+        let parked = std::mem::take(&mut stream);
+        assert!(
+            stream.request_headers.is_empty(),
+            "what take leaves is empty"
+        );
+        assert!(stream.request_body.is_empty());
+        assert_eq!(stream.info.request_id, "");
+        stream
+            .response_body
+            .extend_from_slice(b"written to the empty one");
+        assert_eq!(stream.response_body, b"written to the empty one");
+
+        stream = parked;
+        assert_eq!(stream.request_headers.get_str(":path"), Some("/a"));
+        assert_eq!(stream.request_body, b"body");
+        assert_eq!(stream.info.request_id, "r-1");
+        assert!(stream.response_body.is_empty());
     }
 }

@@ -26,6 +26,8 @@ pub struct GuestBuild {
     required_tools: Vec<String>,
     extra_inputs: Vec<PathBuf>,
     packages: Vec<String>,
+    features: Option<String>,
+    cdylib: bool,
 }
 
 impl GuestBuild {
@@ -43,6 +45,8 @@ impl GuestBuild {
             required_tools: Vec::new(),
             extra_inputs: Vec::new(),
             packages: Vec::new(),
+            features: None,
+            cdylib: false,
         }
     }
 
@@ -67,6 +71,19 @@ impl GuestBuild {
     /// Builds only this package of the guest workspace (repeatable); none: the whole workspace.
     pub fn package(mut self, name: &str) -> Self {
         self.packages.push(name.to_owned());
+        self
+    }
+
+    /// Builds with exactly these features (`--no-default-features --features ...`).
+    pub fn features(mut self, features: &str) -> Self {
+        self.features = Some(features.to_owned());
+        self
+    }
+
+    /// Builds the (single) package's library as a `cdylib` (`cargo rustc --crate-type cdylib`),
+    /// so a crate that is an `rlib` for the host can still be a browser module.
+    pub fn cdylib(mut self) -> Self {
+        self.cdylib = true;
         self
     }
 
@@ -114,10 +131,17 @@ impl GuestBuild {
             .env("CARGO_TARGET_DIR", &self.target_dir)
             .env("CARGO_ENCODED_RUSTFLAGS", self.rustflags.join("\u{1f}"))
             .current_dir(&self.manifest_dir)
-            .args(["build", "--release", "--locked", "--target", &self.target])
+            .arg(if self.cdylib { "rustc" } else { "build" })
+            .args(["--release", "--locked", "--target", &self.target])
             .arg(format!("-Zbuild-std={}", self.build_std));
         for package in &self.packages {
             cmd.args(["-p", package]);
+        }
+        if let Some(features) = &self.features {
+            cmd.args(["--no-default-features", "--features", features]);
+        }
+        if self.cdylib {
+            cmd.args(["--lib", "--crate-type", "cdylib"]);
         }
         let status = cmd.status().unwrap_or_else(|e| {
             panic!(

@@ -1,0 +1,186 @@
+//! The web UI, hosted by the control plane (docs/ui-hosting.md): the pages of `paved-ui`
+//! rendered on the server as the signed-in person, the browser module under `/pkg/`, people's
+//! sign-in through the control plane's OpenID provider, and the cookie-authenticated GraphQL
+//! endpoints the browser uses.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | pages (`/`, `/apps`, ...) | `paved_ui::server::router()`, behind a valid session (else a redirect to `/ui/login?next=`) |
+//! | `GET /ui/login`, `GET /ui/callback`, `POST /ui/logout` | the sign-in ([`login`]) |
+//! | `POST /ui/graphql`, `GET /ui/graphql/ws` | GraphQL for the browser ([`api`]) |
+//! | `GET /pkg/{file}` | the embedded browser module ([`assets`]) |
+
+pub mod api;
+pub mod assets;
+pub mod csp;
+pub mod login;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::graphql::{MAX_REQUEST_BYTES, PavedSchema, build_schema};
+use crate::services::ControlPlane;
+use crate::{Error, Result};
+use login::LoginProvider;
+use session::{Cookies, StateKey};
+
+/// What the UI's handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct UiState {
+    inner: Arc<Inner>,
+}
+
+/// The shared parts of [`UiState`].
+pub struct Inner {
+    /// The control plane.
+    pub cp: ControlPlane,
+    /// The GraphQL schema pages and the browser run against.
+    pub schema: Arc<PavedSchema>,
+    /// Where people sign in.
+    pub provider: LoginProvider,
+    /// The public origin (`scheme://host[:port]`), the only `Origin` accepted.
+    pub origin: String,
+    /// The same origin for WebSockets (`ws://` or `wss://`).
+    pub ws_origin: String,
+    /// How cookies are written.
+    pub cookies: Cookies,
+    /// Key of the login-state cookie.
+    pub state_key: StateKey,
+}
+
+impl std::ops::Deref for UiState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl std::fmt::Debug for UiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UiState")
+            .field("origin", &self.origin)
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UiState {
+    /// The state of `cp`'s UI.
+    pub fn new(cp: ControlPlane) -> Result<UiState> {
+        let config = cp.config();
+        let public = url::Url::parse(&config.public_url).map_err(|e| {
+            Error::BadRequest(format!(
+                "the public URL `{}` is not a URL: {e}",
+                config.public_url
+            ))
+        })?;
+        let origin = public.origin().ascii_serialization();
+        let ws_origin = origin
+            .replacen("https://", "wss://", 1)
+            .replacen("http://", "ws://", 1);
+        let cookies = Cookies {
+            secure: public.scheme() == "https",
+        };
+        let state_key = StateKey::derive(&cp.keys().to_pem()?)?;
+        Ok(UiState {
+            inner: Arc::new(Inner {
+                schema: Arc::new(build_schema(config.graphql)),
+                provider: LoginProvider::built_in(config),
+                origin,
+                ws_origin,
+                cookies,
+                state_key,
+                cp,
+            }),
+        })
+    }
+}
+
+/// The UI's routes: pages, sign-in, browser GraphQL and assets. Empty when the UI is off, or
+/// when the built-in OpenID provider people sign in with is off.
+pub fn router(cp: ControlPlane) -> Router {
+    let config = cp.config();
+    if !config.ui.enabled {
+        return Router::new();
+    }
+    if !config.oidc.enabled {
+        tracing::warn!(
+            "the UI is not served: people sign in through the built-in OpenID provider, which is disabled"
+        );
+        return Router::new();
+    }
+    let ui = match UiState::new(cp) {
+        Ok(ui) => ui,
+        Err(e) => {
+            tracing::error!(error = %e, "the UI is not served");
+            return Router::new();
+        }
+    };
+    let pages = paved_ui::server::router()
+        .route_layer(middleware::from_fn_with_state(ui.clone(), page_guard));
+    Router::new()
+        .route("/ui/login", get(login::start))
+        .route("/ui/callback", get(login::callback))
+        .route("/ui/logout", post(login::logout))
+        .route("/ui/graphql", post(api::post))
+        .route("/ui/graphql/ws", get(api::ws))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(middleware::map_response(common_headers))
+        .route("/pkg/{file}", get(assets::serve))
+        .with_state(ui)
+        .merge(pages)
+}
+
+async fn common_headers(mut response: Response) -> Response {
+    csp::add_common_headers(response.headers_mut());
+    response
+}
+
+/// In front of every page: a signed-in person gets the page rendered as them (a
+/// [`Backend`](paved_ui::server::Backend) in the request) with the page's security headers;
+/// anyone else is sent to sign in and brought back.
+async fn page_guard(State(ui): State<UiState>, mut request: Request, next: Next) -> Response {
+    match session::session(&ui.cp, ui.cookies, request.headers()).await {
+        Ok(Some(s)) => {
+            request
+                .extensions_mut()
+                .insert(api::backend(&ui, s.principal));
+            csp::secure_page(next.run(request).await, &ui.ws_origin).await
+        }
+        Ok(None) => {
+            let had_cookie =
+                session::cookie(request.headers(), ui.cookies.session_name()).is_some();
+            let target = request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            let next: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            let h = r.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&format!("/ui/login?next={next}")) {
+                h.insert(header::LOCATION, v);
+            }
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if had_cookie {
+                // Expired or revoked: drop it rather than send it with every request.
+                h.append(header::SET_COOKIE, ui.cookies.clear_session());
+            }
+            csp::add_common_headers(h);
+            r
+        }
+        Err(e) => {
+            e.log_if_internal();
+            let mut r = (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+            csp::add_common_headers(r.headers_mut());
+            r
+        }
+    }
+}
