@@ -62,6 +62,29 @@ else
   say "wasm-bindgen $WASM_BINDGEN_VERSION present"
 fi
 
+# The authn tests sign in at a real, independently written OpenID provider: panva's
+# oidc-provider on Node.js (e2e/oidc-provider). `npm ci` runs only when node_modules is
+# missing or package-lock.json changed since the last install (a stamp records its hash).
+OIDC_DIR="$(cd "$(dirname "$0")/.." && pwd)/e2e/oidc-provider"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  say "installing Node.js and npm (the test OpenID provider runs on them)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq || fail "apt-get update" "Check that Debian's package mirror is reachable."
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm \
+    || fail "nodejs" "Install Node.js >= 20 and npm, then run scripts/bootstrap.sh again."
+fi
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[ "$NODE_MAJOR" -ge 20 ] || fail "nodejs" "e2e/oidc-provider needs Node.js >= 20 (found $(node --version 2>/dev/null || echo none))."
+LOCK_HASH=$(sha256sum "$OIDC_DIR/package-lock.json" | cut -d' ' -f1)
+if [ ! -d "$OIDC_DIR/node_modules" ] || [ "$(cat "$OIDC_DIR/node_modules/.paved-lock-sha256" 2>/dev/null)" != "$LOCK_HASH" ]; then
+  say "installing the test OpenID provider's npm packages (npm ci in e2e/oidc-provider)"
+  (cd "$OIDC_DIR" && npm ci --no-audit --no-fund --loglevel=error) \
+    || fail "npm ci" "npm ci failed in e2e/oidc-provider: check that the npm registry is reachable (npm config get registry) and retry."
+  echo "$LOCK_HASH" > "$OIDC_DIR/node_modules/.paved-lock-sha256"
+else
+  say "test OpenID provider's npm packages present"
+fi
+
 # BPF tracepoints are attached through tracefs.
 if [ ! -e /sys/kernel/tracing/events ] && [ "$(id -u)" -eq 0 ]; then
   say "mounting tracefs at /sys/kernel/tracing"

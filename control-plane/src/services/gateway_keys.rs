@@ -16,8 +16,8 @@ use paved_identity::seal::SealKey;
 use paved_model::compile::IdentityOptions;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 
-use crate::Result;
 use crate::storage::entities::signing_key;
+use crate::Result;
 
 /// Key id of the session sealing key (as `SealKey::to_base64` writes it).
 const SESSION_KID: &str = "paved-gateway-session";
@@ -84,8 +84,14 @@ mod tests {
 
     #[test]
     fn generated_keys_are_read_back_by_the_authn_filter_parsers() {
-        assert!(SealKey::from_base64(&session_key()).is_ok(), "session key parses");
-        assert!(parse_signing_key(&assertion_key()).is_ok(), "assertion key parses");
+        assert!(
+            SealKey::from_base64(&session_key()).is_ok(),
+            "session key parses"
+        );
+        assert!(
+            parse_signing_key(&assertion_key()).is_ok(),
+            "assertion key parses"
+        );
         assert_ne!(session_key(), session_key(), "fresh randomness each time");
     }
 }

@@ -547,7 +547,7 @@ impl ControlPlane {
         if !parsed.is_empty() {
             // Not `begin_write`: traffic does not change snapshots, so it need not queue behind
             // the writers' lock; the transaction keeps a batch all-or-nothing.
-            let tx = self.store().db().begin().await?;
+            let tx = self.store().begin().await?;
             for chunk in parsed.chunks(INSERT_CHUNK) {
                 let rows = chunk.iter().map(|r| traffic_record::ActiveModel {
                     time: Set(r.time),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, Statement, TransactionTrait,
+    DbErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -69,11 +69,25 @@ impl Store {
         self.db.get_database_backend()
     }
 
-    /// Begins a write transaction. On PostgreSQL it also takes the transaction-scoped advisory
-    /// lock shared by every replica. (Within one process, callers also hold the control plane's
-    /// write mutex, which is what serializes writers on SQLite.)
+    /// Begins a transaction that will write. On SQLite it takes the database's write lock at
+    /// `BEGIN` (`BEGIN IMMEDIATE`): a deferred transaction that reads first fails at once with
+    /// "database is locked" when another connection commits before its first write, whatever the
+    /// busy timeout; taking the lock up front makes it wait for the busy timeout instead.
+    pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+    }
+
+    /// Begins a transaction that changes what gateways are sent (apps, intents, snapshots,
+    /// identities). Like [`Store::begin`]; on PostgreSQL it also takes the transaction-scoped
+    /// advisory lock shared by every replica. (Within one process, callers also hold the
+    /// control plane's write mutex.)
     pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
-        let tx = self.db.begin().await?;
+        let tx = self.begin().await?;
         if tx.get_database_backend() == DbBackend::Postgres {
             tx.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,

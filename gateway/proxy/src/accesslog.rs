@@ -61,24 +61,45 @@ pub fn register(runtime: &Runtime) -> Option<(u32, UnboundedReceiver<QueueReady>
     }
 }
 
-/// Runs the sink over a registered queue, until the runtime goes away; every record also goes
-/// to `traffic` (which keeps it only while shipping is on).
+/// Runs the sink over a registered queue, until `stop` fires (or the runtime goes away);
+/// every record also goes to `traffic` (which keeps it only while shipping is on). On `stop`
+/// it writes every record still queued, then returns: a gateway that stops after its requests
+/// finished loses none of their records.
 pub async fn run(
     runtime: Runtime,
     (queue, mut ready): (u32, UnboundedReceiver<QueueReady>),
     options: AccessLogOptions,
     metrics: AccessLogMetrics,
     traffic: std::sync::Arc<TrafficBacklog>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let mut pending: Vec<u8> = Vec::new();
+    // A gateway killed during an append may have left a partial last line: end it first, so
+    // that the next record starts on a line of its own (the fragment stays, unparseable).
+    let mut pending: Vec<u8> = if ends_mid_line(&options.path) {
+        tracing::warn!(path = %options.path.display(), "access log ends with a partial record (gateway killed while writing); starting a new line");
+        vec![b'\n']
+    } else {
+        Vec::new()
+    };
     let mut pending_records = 0u64;
+    let mut stopping = false;
     loop {
-        // Wake on new items, and at least every second to retry a failed write.
-        let _ = tokio::time::timeout(Duration::from_secs(1), ready.recv()).await;
-        // A short pause gathers a batch: one sync covers many records.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        if !stopping {
+            // Wake on new items, and at least every second to retry a failed write.
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(1), ready.recv()) => {}
+                // Fired, or its sender dropped with the gateway: either way, finish up.
+                _ = &mut stop => stopping = true,
+            }
+            if !stopping {
+                // A short pause gathers a batch: one sync covers many records.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let mut drained = false;
         while pending.len() < (4 << 20) {
             let Some(record) = runtime.dequeue(queue) else {
+                drained = true;
                 break;
             };
             // One record per line: a record containing a newline would break the format.
@@ -91,21 +112,39 @@ pub async fn run(
             pending.push(b'\n');
             pending_records += 1;
         }
-        if pending.is_empty() {
-            continue;
+        if !pending.is_empty() {
+            match append(&options, &pending) {
+                Ok(()) => {
+                    metrics.written.inc_by(pending_records);
+                    pending.clear();
+                    pending_records = 0;
+                }
+                Err(error) => {
+                    metrics.write_errors.inc();
+                    if stopping {
+                        tracing::error!(error = %error, path = %options.path.display(), records = pending_records, "access log write failed while stopping; records lost");
+                        return;
+                    }
+                    tracing::error!(error = %error, path = %options.path.display(), records = pending_records, "access log write failed; will retry");
+                }
+            }
         }
-        match append(&options, &pending) {
-            Ok(()) => {
-                metrics.written.inc_by(pending_records);
-                pending.clear();
-                pending_records = 0;
-            }
-            Err(error) => {
-                metrics.write_errors.inc();
-                tracing::error!(error = %error, path = %options.path.display(), records = pending_records, "access log write failed; will retry");
-            }
+        if stopping && drained && pending.is_empty() {
+            return;
         }
     }
+}
+
+/// Whether the file exists and its last byte is not a newline.
+fn ends_mid_line(path: &std::path::Path) -> bool {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::End(-1))
+        .and_then(|_| file.read_exact(&mut last))
+        .is_ok_and(|()| last[0] != b'\n')
 }
 
 fn append(options: &AccessLogOptions, batch: &[u8]) -> std::io::Result<()> {
@@ -156,6 +195,21 @@ mod tests {
         assert_eq!(read(dir.join("access.log.1")), "record3\n");
         assert_eq!(read(dir.join("access.log.2")), "record2\n");
         assert!(!dir.join("access.log.3").exists());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_partial_last_record_is_recognised_so_the_next_starts_a_new_line() {
+        let dir = std::env::temp_dir().join(format!("paved-accesslog-torn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("access.log");
+        assert!(!ends_mid_line(&path), "no file: nothing to end");
+        std::fs::write(&path, b"{\"a\":1}\n").expect("write");
+        assert!(!ends_mid_line(&path));
+        std::fs::write(&path, b"{\"a\":1}\n{\"b\":").expect("write");
+        assert!(ends_mid_line(&path));
+        std::fs::write(&path, b"").expect("write");
+        assert!(!ends_mid_line(&path), "an empty file has no partial line");
         std::fs::remove_dir_all(dir).ok();
     }
 }

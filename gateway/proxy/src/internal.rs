@@ -51,26 +51,89 @@ fn one() -> u32 {
     1
 }
 
+/// How long after a failed connection attempt the next one may be made: while Redis is away,
+/// calls fail at once instead of each waiting for a connection timeout.
+const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The cluster-wide limiter over Redis.
 #[derive(Clone)]
 pub struct RedisRateLimiter {
-    manager: redis::aio::ConnectionManager,
-    script: Arc<redis::Script>,
+    inner: Arc<Limiter>,
+}
+
+struct Limiter {
+    client: redis::Client,
+    /// The connection, once made; it reconnects by itself after that.
+    manager: arc_swap::ArcSwapOption<redis::aio::ConnectionManager>,
+    /// When the last attempt to make the first connection failed.
+    failed_at: tokio::sync::Mutex<Option<std::time::Instant>>,
+    script: redis::Script,
+}
+
+fn manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(200)))
+        .set_response_timeout(Some(Duration::from_millis(200)))
+        .set_number_of_retries(1)
 }
 
 impl RedisRateLimiter {
     /// Connects (and keeps reconnecting in the background) to `url`, e.g. `redis://127.0.0.1:6379`.
     pub async fn connect(url: &str) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(200)))
-            .set_response_timeout(Some(Duration::from_millis(200)))
-            .set_number_of_retries(1);
-        let manager = redis::aio::ConnectionManager::new_with_config(client, config).await?;
+        let limiter = Self::lazy(url)?;
+        let manager = redis::aio::ConnectionManager::new_with_config(
+            limiter.inner.client.clone(),
+            manager_config(),
+        )
+        .await?;
+        limiter.inner.manager.store(Some(Arc::new(manager)));
+        Ok(limiter)
+    }
+
+    /// A limiter that connects on first use (and again at most every [`RECONNECT_INTERVAL`]
+    /// until it succeeds): for a gateway started while Redis is away, which must count in
+    /// Redis once it comes. Until then every check fails and the plugins count locally.
+    pub fn lazy(url: &str) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            manager,
-            script: Arc::new(redis::Script::new(GCRA)),
+            inner: Arc::new(Limiter {
+                client: redis::Client::open(url)?,
+                manager: arc_swap::ArcSwapOption::empty(),
+                failed_at: tokio::sync::Mutex::new(None),
+                script: redis::Script::new(GCRA),
+            }),
         })
+    }
+
+    /// The connection, making the first one if it is time to try.
+    async fn manager(&self) -> Result<redis::aio::ConnectionManager, String> {
+        if let Some(manager) = self.inner.manager.load_full() {
+            return Ok((*manager).clone());
+        }
+        let mut failed_at = self.inner.failed_at.lock().await;
+        // Another call may have connected while this one waited for the lock.
+        if let Some(manager) = self.inner.manager.load_full() {
+            return Ok((*manager).clone());
+        }
+        if failed_at.is_some_and(|at| at.elapsed() < RECONNECT_INTERVAL) {
+            return Err("Redis unreachable (next connection attempt soon)".into());
+        }
+        match redis::aio::ConnectionManager::new_with_config(
+            self.inner.client.clone(),
+            manager_config(),
+        )
+        .await
+        {
+            Ok(manager) => {
+                tracing::info!("connected to Redis; cluster-wide rate limits on");
+                self.inner.manager.store(Some(Arc::new(manager.clone())));
+                *failed_at = None;
+                Ok(manager)
+            }
+            Err(error) => {
+                *failed_at = Some(std::time::Instant::now());
+                Err(error.to_string())
+            }
+        }
     }
 
     /// Decides one request: `(allowed, remaining, retry_after_ms, reset_ms)`.
@@ -89,8 +152,9 @@ impl RedisRateLimiter {
         }
         let interval_ms = 1000.0 / rate_per_second;
         let tolerance_ms = interval_ms * f64::from(burst.max(1));
-        let mut connection = self.manager.clone();
+        let mut connection = self.manager().await?;
         let reply: Vec<i64> = self
+            .inner
             .script
             .key(format!("paved:rl:{key}"))
             .arg(interval_ms)

@@ -66,7 +66,15 @@ pub struct Gateway {
     options: GatewayOptions,
     background: Option<tokio::runtime::Runtime>,
     traffic: Arc<TrafficBacklog>,
+    /// Stops the access-log sink (after it wrote what is queued) and its task.
+    access_log_stop: Mutex<Option<AccessLogStop>>,
 }
+
+/// Tells the sink to finish; the receiver hears when it has (or was dropped).
+type AccessLogStop = (
+    tokio::sync::oneshot::Sender<()>,
+    std::sync::mpsc::Receiver<()>,
+);
 
 impl Drop for Gateway {
     fn drop(&mut self) {
@@ -96,12 +104,17 @@ impl Gateway {
         let ratelimit = match &options.redis_url {
             Some(url) => match background.block_on(RedisRateLimiter::connect(url)) {
                 Ok(limiter) => Some(limiter),
-                // Redis may come later: the manager reconnects, but the first connect must work
-                // to create it. Without it, the plugins' local limits apply.
-                Err(error) => {
-                    tracing::warn!(error = %error, "Redis unreachable at start; cluster-wide rate limits off");
-                    None
-                }
+                // Redis may come later: until it does, the plugins' local limits apply.
+                Err(error) => match RedisRateLimiter::lazy(url) {
+                    Ok(limiter) => {
+                        tracing::warn!(error = %error, "Redis unreachable at start; local rate limits until it answers");
+                        Some(limiter)
+                    }
+                    Err(error) => {
+                        tracing::error!(error = %error, "invalid Redis URL; cluster-wide rate limits off");
+                        None
+                    }
+                },
             },
             None => None,
         };
@@ -142,14 +155,23 @@ impl Gateway {
             TrafficBacklog::new(ShipperOptions::default())
                 .map_err(|e| ConfigError::Runtime(e.to_string()))?,
         );
+        let mut access_log_stop = None;
         if let (Some(access_log), Some(queue)) = (options.access_log.clone(), access_log_queue) {
-            background.spawn(accesslog::run(
+            let (stop, stopped) = tokio::sync::oneshot::channel();
+            let (done, finished) = std::sync::mpsc::channel();
+            let sink = accesslog::run(
                 runtime.clone(),
                 queue,
                 access_log,
                 metrics.access_log.clone(),
                 traffic.clone(),
-            ));
+                stopped,
+            );
+            background.spawn(async move {
+                sink.await;
+                let _ = done.send(());
+            });
+            access_log_stop = Some((stop, finished));
         }
         metrics
             .config_version
@@ -165,6 +187,7 @@ impl Gateway {
             options,
             background: Some(background),
             traffic,
+            access_log_stop: Mutex::new(access_log_stop),
         })
     }
 
@@ -311,7 +334,30 @@ impl Gateway {
             shutdown_signal: shutdown,
         });
         self.ready.store(false, Ordering::Relaxed);
+        self.flush_access_log();
         Ok(())
+    }
+
+    /// Has the access-log sink write every record still queued, then stop: called once the
+    /// server stopped, when no request can make a record any more.
+    fn flush_access_log(&self) {
+        let stop = self
+            .access_log_stop
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some((stop, finished)) = stop else {
+            return;
+        };
+        let _ = stop.send(());
+        // A plain wait: `run` may be called from any thread, in a runtime's context or not.
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            finished.recv_timeout(std::time::Duration::from_secs(10))
+        {
+            tracing::error!(
+                "the access log did not finish writing within 10 s; records may be lost"
+            );
+        }
     }
 }
 

@@ -335,7 +335,7 @@ impl ControlPlane {
     /// Begins a flow write: the process's writers' mutex (SQLite has one writer), and on
     /// PostgreSQL the flow writers' advisory lock shared by replicas.
     async fn begin_flow_write(&self) -> Result<DatabaseTransaction> {
-        let tx = self.store().db().begin().await?;
+        let tx = self.store().begin().await?;
         if tx.get_database_backend() == DbBackend::Postgres {
             tx.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
