@@ -125,7 +125,11 @@ async fn a_new_person_onboards_an_app_in_the_wizard_and_reaches_it_behind_sso() 
         .await
         .expect("the live URL is shown after apply");
     let live_url = live.text().await.expect("live url text");
-    assert!(live_url.contains("orders.localhost"), "{live_url}");
+    assert_eq!(
+        live_url,
+        format!("http://orders.localhost:{gateway_port}/"),
+        "the live URL points at the gateway's listener"
+    );
     browser
         .wait_for("#rollout-status", STEP)
         .await
@@ -134,7 +138,7 @@ async fn a_new_person_onboards_an_app_in_the_wizard_and_reaches_it_behind_sso() 
 
     // Through the gateway: SSO reuses the provider's session, the app answers.
     browser
-        .goto(&format!("http://orders.localhost:{gateway_port}/hello"))
+        .goto(&format!("{live_url}hello"))
         .await
         .expect("open the app");
     browser

@@ -16,8 +16,8 @@ use paved_identity::seal::SealKey;
 use paved_model::compile::IdentityOptions;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 
-use crate::storage::entities::signing_key;
 use crate::Result;
+use crate::storage::entities::signing_key;
 
 /// Key id of the session sealing key (as `SealKey::to_base64` writes it).
 const SESSION_KID: &str = "paved-gateway-session";

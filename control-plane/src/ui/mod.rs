@@ -49,6 +49,8 @@ pub struct Inner {
     pub origin: String,
     /// The same origin for WebSockets (`ws://` or `wss://`).
     pub ws_origin: String,
+    /// Where apps are reached (the gateways' listener), for live URLs and curl examples.
+    pub settings: paved_ui::server::UiSettings,
     /// How cookies are written.
     pub cookies: Cookies,
     /// Key of the login-state cookie.
@@ -89,12 +91,14 @@ impl UiState {
             secure: public.scheme() == "https",
         };
         let state_key = StateKey::derive(&cp.keys().to_pem()?)?;
+        let settings = gateway_settings(&config.compile.listeners);
         Ok(UiState {
             inner: Arc::new(Inner {
                 schema: Arc::new(build_schema(config.graphql)),
                 provider: LoginProvider::built_in(config),
                 origin,
                 ws_origin,
+                settings,
                 cookies,
                 state_key,
                 cp,
@@ -138,6 +142,17 @@ pub fn router(cp: ControlPlane) -> Router {
         .merge(pages)
 }
 
+/// The UI's view of where apps live: the gateways' first TLS listener, else their first one
+/// (the UI's own default when the compiler knows no listener).
+fn gateway_settings(listeners: &[paved_model::snapshot::Listener]) -> paved_ui::server::UiSettings {
+    listeners
+        .iter()
+        .find(|l| l.tls.is_some())
+        .or_else(|| listeners.first())
+        .map(|l| paved_ui::server::UiSettings::for_listener(l.tls.is_some(), l.address.port()))
+        .unwrap_or_default()
+}
+
 async fn common_headers(mut response: Response) -> Response {
     csp::add_common_headers(response.headers_mut());
     response
@@ -149,9 +164,9 @@ async fn common_headers(mut response: Response) -> Response {
 async fn page_guard(State(ui): State<UiState>, mut request: Request, next: Next) -> Response {
     match session::session(&ui.cp, ui.cookies, request.headers()).await {
         Ok(Some(s)) => {
-            request
-                .extensions_mut()
-                .insert(api::backend(&ui, s.principal));
+            let extensions = request.extensions_mut();
+            extensions.insert(api::backend(&ui, s.principal));
+            extensions.insert(ui.settings.clone());
             csp::secure_page(next.run(request).await, &ui.ws_origin).await
         }
         Ok(None) => {
@@ -182,5 +197,45 @@ async fn page_guard(State(ui): State<UiState>, mut request: Request, next: Next)
             csp::add_common_headers(r.headers_mut());
             r
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paved_model::snapshot::{Listener, ListenerTls};
+
+    fn listener(address: &str, tls: bool) -> Listener {
+        Listener {
+            address: address.parse().expect("address"),
+            tls: tls.then(|| ListenerTls {
+                certificates: Vec::new(),
+            }),
+            http2: false,
+        }
+    }
+
+    #[test]
+    fn live_urls_use_the_gateways_tls_listener_first_then_their_first_listener() {
+        let domains = ["shop.example.com".to_string()];
+        let plain_and_tls = [
+            listener("0.0.0.0:8080", false),
+            listener("0.0.0.0:8443", true),
+        ];
+        assert_eq!(
+            gateway_settings(&plain_and_tls)
+                .live_url(&domains)
+                .as_deref(),
+            Some("https://shop.example.com:8443/")
+        );
+        let plain = [listener("127.0.0.1:18080", false)];
+        assert_eq!(
+            gateway_settings(&plain).live_url(&domains).as_deref(),
+            Some("http://shop.example.com:18080/")
+        );
+        assert_eq!(
+            gateway_settings(&[]).live_url(&domains),
+            paved_ui::server::UiSettings::default().live_url(&domains)
+        );
     }
 }

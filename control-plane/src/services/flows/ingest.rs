@@ -26,7 +26,7 @@ use paved_flow_transport::nats::{self, ConsumerSettings, NatsConsumer, StreamSet
 use paved_flow_transport::{BatchStore, StoreError, StoreFuture};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, Set, Statement, TransactionTrait, TryInsertResult,
+    QueryFilter, Set, Statement, TryInsertResult,
 };
 
 use super::leases::{self, HOST_APP_PREFIX, lease_source_name};
