@@ -5,3 +5,4 @@
 pub mod browser;
 pub mod harness;
 pub mod loadgen;
+pub mod relay;

@@ -12,67 +12,10 @@ use std::time::{Duration, Instant};
 
 use paved::up::{UpArgs, gateway_options, start_platform};
 use paved_e2e::harness::{free_port, send};
+use paved_e2e::relay::Relay;
 use paved_gateway::{Gateway, ShutdownHandle, distribution};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
-
-/// A TCP relay to the control plane that can be cut and restored on the same address.
-struct Relay {
-    addr: SocketAddr,
-    target: SocketAddr,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Relay {
-    async fn start(addr: SocketAddr, target: SocketAddr) -> Relay {
-        let mut relay = Relay {
-            addr,
-            target,
-            task: None,
-        };
-        relay.restore().await;
-        relay
-    }
-
-    /// Listens again (the address was just released: retry the bind briefly).
-    async fn restore(&mut self) {
-        let mut tries = 0;
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(_) if tries < 100 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => panic!("relay cannot listen on {}: {e}", self.addr),
-            }
-        };
-        let target = self.target;
-        self.task = Some(tokio::spawn(async move {
-            // Dropping the set (when this task is aborted) closes every relayed connection.
-            let mut connections = JoinSet::new();
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    continue;
-                };
-                connections.spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        }));
-    }
-
-    /// Closes the listener and every connection: the control plane is unreachable.
-    async fn cut(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
+use tokio::net::TcpStream;
 
 /// `app(name) { recentRequests }` through GraphQL, as the UI asks it.
 async fn recent(control_plane: SocketAddr, token: &str, app: &str) -> Vec<Value> {
@@ -129,7 +72,7 @@ async fn access_log_records_reach_the_control_plane_and_survive_its_outage() {
         .await
         .expect("platform starts");
     let api_token = platform.credentials.api_token.clone();
-    let mut relay = Relay::start(addr(), args.control_plane).await;
+    let mut relay = Relay::start_on(addr(), args.control_plane).await;
     let mut client = platform.gateway_client.clone();
     client.address = relay.addr.to_string();
     client.gateway_id = "gw-traffic".into();

@@ -8,11 +8,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use leptos::prelude::*;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 
 use crate::api::GraphqlRequest;
 use crate::app::{App, shell};
@@ -43,11 +43,16 @@ pub fn leptos_options() -> LeptosOptions {
         .build()
 }
 
+/// The pages' routes, listed once per process: listing them renders the app in a special
+/// mode, and doing that while pages render on other threads made those renders hang now and
+/// then (seen with Leptos 0.8.14 when tests built routers in parallel).
+static ROUTES: LazyLock<Vec<AxumRouteListing>> = LazyLock::new(|| generate_route_list(App));
+
 /// Every page's route, server-rendered. The host adds a [`Backend`] to each request's
 /// extensions before it reaches these routes.
 pub fn router() -> Router {
     let options = leptos_options();
-    let routes = generate_route_list(App);
+    let routes = ROUTES.clone();
     Router::new()
         .leptos_routes_with_context(&options, routes, provide_backend, {
             let options = options.clone();

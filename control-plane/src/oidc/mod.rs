@@ -128,7 +128,8 @@ enum AuthorizeError {
     },
 }
 
-fn html_escape(s: &str) -> String {
+/// `s` safe inside HTML text and quoted attributes (the server-rendered sign-in pages).
+pub(crate) fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

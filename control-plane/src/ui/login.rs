@@ -19,6 +19,7 @@ use tower::ServiceExt as _;
 use super::UiState;
 use super::session::{self, LoginState, local_path};
 use crate::config::ControlPlaneConfig;
+use crate::oidc::html_escape;
 use crate::secrets::{constant_time_eq, random_token, sha256_b64url, sha256_hex};
 use crate::services::ControlPlane;
 use crate::storage::entities::op_session;
@@ -440,19 +441,4 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         HeaderValue::from_static(super::csp::PLAIN_PAGE_POLICY),
     );
     r
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

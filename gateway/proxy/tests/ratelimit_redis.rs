@@ -13,12 +13,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use paved_e2e::harness::{Reply, free_port, render, send, start_echo_upstream};
+use paved_e2e::relay::Relay;
 use paved_gateway::{Gateway, GatewayOptions, ShutdownHandle};
 use paved_model::snapshot::Snapshot;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 const REDIS: &str = "127.0.0.1:6379";
+
+fn redis_addr() -> SocketAddr {
+    REDIS.parse().expect("the Redis address")
+}
 
 /// One route limited by one rule counting all clients together (`key: route`), in a window
 /// long enough that nothing refills while a test runs: `limit + burst` requests pass, then
@@ -136,66 +140,6 @@ async fn counter(gateway: &Running, name: &str) -> u64 {
         .filter_map(|rest| rest.strip_prefix(' '))
         .find_map(|value| value.trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// A TCP relay to Redis that can be cut and restored on the same address.
-struct Relay {
-    addr: SocketAddr,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Relay {
-    /// A relay address with nothing listening yet: Redis is away until [`Relay::restore`].
-    fn cut_from_the_start() -> Relay {
-        let addr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        Relay { addr, task: None }
-    }
-
-    async fn start() -> Relay {
-        let mut relay = Relay::cut_from_the_start();
-        relay.restore().await;
-        relay
-    }
-
-    /// Listens again (the address was just released: retry the bind briefly).
-    async fn restore(&mut self) {
-        let mut tries = 0;
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(_) if tries < 100 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => panic!("relay cannot listen on {}: {e}", self.addr),
-            }
-        };
-        self.task = Some(tokio::spawn(async move {
-            // Dropping the set (when this task is aborted) closes every relayed connection.
-            let mut connections = JoinSet::new();
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    continue;
-                };
-                connections.spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(REDIS).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        }));
-    }
-
-    /// Closes the listener and every relayed connection: Redis is unreachable.
-    async fn cut(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-        // The relayed connections' tasks are cancelled by the runtime right after the set is
-        // dropped; let that happen before the test relies on Redis being away.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn is_allowed(reply: &Reply) -> bool {
@@ -322,7 +266,7 @@ async fn two_gateways_counting_in_redis_admit_exactly_limit_plus_burst_together(
 async fn without_redis_each_gateway_falls_back_to_its_local_limit_and_recovers() {
     let upstream = start_echo_upstream();
     let app = unique_app("redis-outage");
-    let mut relay = Relay::start().await;
+    let mut relay = Relay::start(redis_addr()).await;
     let yaml = config(&app, "redis", 3, 1);
     let one = start_async(yaml.clone(), upstream.addr, Some(relay.addr), 1).await;
     let two = start_async(yaml, upstream.addr, Some(relay.addr), 1).await;
@@ -376,7 +320,7 @@ async fn without_redis_each_gateway_falls_back_to_its_local_limit_and_recovers()
 async fn a_gateway_started_while_redis_is_away_counts_in_redis_once_it_comes() {
     let upstream = start_echo_upstream();
     let app = unique_app("redis-late");
-    let mut relay = Relay::cut_from_the_start();
+    let mut relay = Relay::cut_from_the_start(redis_addr());
     let yaml = config(&app, "redis", 3, 1);
     let late = start_async(yaml.clone(), upstream.addr, Some(relay.addr), 1).await;
 
