@@ -66,10 +66,27 @@ pub async fn serve(
     listen: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let _renewal = cp.spawn_certificate_renewal(std::time::Duration::from_secs(3600));
-    let listener = tokio::net::TcpListener::bind(listen)
+    serve_on(cp, bind(listen).await?, shutdown).await
+}
+
+/// Binds the control plane's listener: once this returns, connections are accepted (they
+/// wait in the backlog until [`serve_on`] runs), so callers may print the URL or connect.
+pub async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("the control plane cannot listen on {listen}"))?;
+        .with_context(|| format!("the control plane cannot listen on {listen}"))
+}
+
+/// Serves the control plane on a bound listener until `shutdown` completes.
+pub async fn serve_on(
+    cp: ControlPlane,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let _renewal = cp.spawn_certificate_renewal(std::time::Duration::from_secs(3600));
+    let listen = listener
+        .local_addr()
+        .context("the control plane's listener")?;
     tracing::info!(%listen, "control plane serving");
     axum::serve(listener, cp.router())
         .with_graceful_shutdown(shutdown)

@@ -229,13 +229,11 @@ pub async fn start_platform(args: &UpArgs, data_dir: &Path) -> anyhow::Result<Pl
         .context("applying the demo intent")?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let control_plane = cp.clone();
-    let server = tokio::spawn(crate::control_plane_cmd::serve(
-        cp,
-        args.control_plane,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    // Bound before `start_platform` returns: callers connect right away.
+    let listener = crate::control_plane_cmd::bind(args.control_plane).await?;
+    let server = tokio::spawn(crate::control_plane_cmd::serve_on(cp, listener, async {
+        let _ = stopped.await;
+    }));
     let gateway_client = ControlPlaneClient {
         address: args.control_plane.to_string(),
         gateway_id: "paved-up".into(),
