@@ -5,7 +5,9 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Backend, client, cookie_value, env, hidden, person, query_param, serve};
+use common::{
+    Backend, client, cookie_value, env, hidden, login_form_fields, person, query_param, serve,
+};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use paved_control_plane::services::NewClient;
@@ -178,21 +180,8 @@ async fn authorization_code_flow_with_pkce(backend: Backend) {
     let csrf_cookie = cookie_value(&r, "paved_op_csrf").expect("csrf cookie");
     let html = r.text().await.expect("html");
     assert!(html.contains("<form method=\"post\" action=\"/authorize\">"));
-    let csrf = hidden(&html, "csrf").expect("csrf field");
-    let mut form: Vec<(String, String)> = [
-        "response_type",
-        "client_id",
-        "redirect_uri",
-        "scope",
-        "state",
-        "nonce",
-        "code_challenge",
-        "code_challenge_method",
-    ]
-    .iter()
-    .map(|k| (k.to_string(), hidden(&html, k).unwrap_or_default()))
-    .collect();
-    form.push(("csrf".into(), csrf));
+    assert!(hidden(&html, "csrf").is_some(), "csrf field");
+    let form = login_form_fields(&html);
 
     // A wrong password shows the form again; a post without the cookie is refused.
     let mut wrong = form.clone();

@@ -30,6 +30,20 @@ fn record(app: &str, id: &str, at: DateTime<Utc>, status: i64, decisions: Value)
     })
 }
 
+/// Ships `batch` as gateway `gw-1` with `token`, as the gateway's traffic shipper does; the
+/// answer's status and JSON body.
+async fn ship(base: &str, token: &str, batch: &Value) -> (reqwest::StatusCode, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/gateways/gw-1/traffic"))
+        .bearer_auth(token)
+        .json(batch)
+        .send()
+        .await
+        .expect("post");
+    let status = r.status();
+    (status, r.json().await.expect("json"))
+}
+
 fn allowed(app: &str, id: &str, at: DateTime<Utc>) -> Value {
     record(
         app,
@@ -101,29 +115,11 @@ async fn a_shipped_batch_is_counted_in_the_app_summary_once(backend: Backend) {
         waf_blocked("alpha", "r6", now),
         waf_detected("alpha", "r7", now),
     ]);
-    let http = reqwest::Client::new();
-    let url = format!("{base}/v1/gateways/gw-1/traffic");
-    let r = http
-        .post(&url)
-        .bearer_auth(&gw)
-        .json(&batch)
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(r.status(), 200);
-    let body: Value = r.json().await.expect("json");
+    let (status, body) = ship(&base, &gw, &batch).await;
+    assert_eq!(status, 200);
     assert_eq!(body, json!({"stored": 7, "duplicates": 0}));
     // The gateway lost the answer and sends the batch again: nothing is counted twice.
-    let body: Value = http
-        .post(&url)
-        .bearer_auth(&gw)
-        .json(&batch)
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
+    let (_, body) = ship(&base, &gw, &batch).await;
     assert_eq!(body, json!({"stored": 0, "duplicates": 7}));
 
     let v = gql(
@@ -225,17 +221,8 @@ async fn a_bad_record_refuses_the_whole_batch_naming_index_and_field(backend: Ba
         allowed("alpha", "r2", now),
         bad
     ]);
-    let http = reqwest::Client::new();
-    let url = format!("{base}/v1/gateways/gw-1/traffic");
-    let r = http
-        .post(&url)
-        .bearer_auth(&gw)
-        .json(&batch)
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(r.status(), 400);
-    let body: Value = r.json().await.expect("json");
+    let (status, body) = ship(&base, &gw, &batch).await;
+    assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "BAD_REQUEST");
     let message = body["error"]["message"].as_str().expect("message");
     assert!(
@@ -253,6 +240,8 @@ async fn a_bad_record_refuses_the_whole_batch_naming_index_and_field(backend: Ba
     );
 
     // Not an array, a token without the gateway scope, no token.
+    let http = reqwest::Client::new();
+    let url = format!("{base}/v1/gateways/gw-1/traffic");
     let r = http
         .post(&url)
         .bearer_auth(&gw)

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, TestEnv, client, cookie_value, hidden, person, query_param};
+use common::{Backend, TestEnv, client, cookie_value, login_form_fields, person, query_param};
 use futures_util::{SinkExt, StreamExt};
 use paved_control_plane::Role;
 use serde_json::{Value, json};
@@ -92,20 +92,7 @@ async fn sign_in_until_callback(
     assert_eq!(r.status(), 200);
     let csrf_cookie = cookie_value(&r, "paved_op_csrf").expect("csrf cookie");
     let html = r.text().await.expect("html");
-    let mut form: Vec<(String, String)> = [
-        "response_type",
-        "client_id",
-        "redirect_uri",
-        "scope",
-        "state",
-        "nonce",
-        "code_challenge",
-        "code_challenge_method",
-        "csrf",
-    ]
-    .iter()
-    .map(|k| (k.to_string(), hidden(&html, k).unwrap_or_default()))
-    .collect();
+    let mut form = login_form_fields(&html);
     form.extend([
         ("username".into(), username.into()),
         ("password".into(), PASSWORD.into()),

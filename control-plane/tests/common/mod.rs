@@ -227,6 +227,25 @@ pub fn hidden(html: &str, name: &str) -> Option<String> {
     Some(html[start..].split('"').next()?.replace("&amp;", "&"))
 }
 
+/// The hidden fields of the built-in provider's login form (the authorization request and its
+/// `csrf` token), to post back with a username and password as a browser does.
+pub fn login_form_fields(html: &str) -> Vec<(String, String)> {
+    [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+        "csrf",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), hidden(html, k).unwrap_or_default()))
+    .collect()
+}
+
 /// The query parameter `key` of an absolute URL.
 pub fn query_param(url: &str, key: &str) -> Option<String> {
     url::Url::parse(url)
