@@ -24,6 +24,9 @@ APT_PACKAGES=(
   libstd-rust-web-dev-bpf llvm-22-dev libpolly-22-dev
   # UI tests: a real headless browser driven over WebDriver
   chromium chromium-driver
+  # TLS tests (control-plane/tests/acme_dns.rs): Let's Encrypt's ACME test server and an
+  # authoritative DNS server accepting TSIG-signed updates
+  pebble knot
 )
 
 missing=()

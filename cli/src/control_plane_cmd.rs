@@ -2,8 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use paved_control_plane::config::{
+    AcmeSettings, DnsProviderSettings, ExternalOidcSettings, GroupMapping, IssuerSettings,
+    Rfc2136Settings, TsigSecret,
+};
 use paved_control_plane::{ControlPlane, ControlPlaneConfig};
 
 /// Arguments of `paved control-plane`.
@@ -28,6 +33,160 @@ pub struct ControlPlaneArgs {
     /// consumer `paved-flow-collectors` shared by every replica).
     #[arg(long, env = "PAVED_NATS_URL")]
     flows_nats_url: Option<String>,
+    /// People sign in to the UI through an external OpenID provider.
+    #[command(flatten)]
+    external_oidc: ExternalOidcArgs,
+    /// App certificates from an ACME directory instead of the internal CA.
+    #[command(flatten)]
+    acme: AcmeArgs,
+}
+
+/// `--acme-*` and `--dns-*`: app certificates from an ACME (RFC 8555) directory, with
+/// `dns-01` challenges published by RFC 2136 updates (docs/control-plane.md, "TLS").
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct AcmeArgs {
+    /// The ACME directory URL (e.g. Let's Encrypt's); without it the internal CA signs.
+    #[arg(long, env = "PAVED_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+    /// Contact e-mail of the ACME account.
+    #[arg(long, env = "PAVED_ACME_CONTACT")]
+    pub acme_contact: Option<String>,
+    /// PEM roots to check the directory's HTTPS against (a private or test CA).
+    #[arg(long, env = "PAVED_ACME_CA_BUNDLE")]
+    pub acme_ca_bundle: Option<PathBuf>,
+    /// The authoritative DNS server that takes the TSIG-signed updates (`ip:port`).
+    #[arg(long, env = "PAVED_DNS_SERVER")]
+    pub dns_server: Option<SocketAddr>,
+    /// The zone updated there (every app domain must be inside it).
+    #[arg(long, env = "PAVED_DNS_ZONE")]
+    pub dns_zone: Option<String>,
+    /// The TSIG key's name, as the DNS server knows it.
+    #[arg(long, env = "PAVED_DNS_TSIG_KEY_NAME")]
+    pub dns_tsig_key_name: Option<String>,
+    /// The TSIG key (hmac-sha256, base64); prefer the environment variable.
+    #[arg(long, env = "PAVED_DNS_TSIG_SECRET", hide_env_values = true)]
+    pub dns_tsig_secret: Option<String>,
+}
+
+impl AcmeArgs {
+    /// The issuer these flags describe: the internal CA without `--acme-directory`; an error
+    /// naming the missing flag when they are incomplete.
+    pub fn issuer(&self) -> anyhow::Result<IssuerSettings> {
+        let Some(directory) = &self.acme_directory else {
+            let set = self.acme_contact.is_some()
+                || self.acme_ca_bundle.is_some()
+                || self.dns_server.is_some()
+                || self.dns_zone.is_some()
+                || self.dns_tsig_key_name.is_some()
+                || self.dns_tsig_secret.is_some();
+            if set {
+                anyhow::bail!(
+                    "--acme-directory is required by the other --acme-* and --dns-* options"
+                );
+            }
+            return Ok(IssuerSettings::InternalCa);
+        };
+        let missing = |flag: &str| anyhow::anyhow!("{flag} is required with --acme-directory");
+        let server = self.dns_server.ok_or_else(|| missing("--dns-server"))?;
+        let zone = self.dns_zone.clone().ok_or_else(|| missing("--dns-zone"))?;
+        let key_name = self
+            .dns_tsig_key_name
+            .clone()
+            .ok_or_else(|| missing("--dns-tsig-key-name"))?;
+        let secret = self
+            .dns_tsig_secret
+            .clone()
+            .ok_or_else(|| missing("--dns-tsig-secret (or PAVED_DNS_TSIG_SECRET)"))?;
+        let dns = DnsProviderSettings::Rfc2136(Rfc2136Settings::new(
+            server,
+            zone,
+            key_name,
+            TsigSecret::new(secret),
+        ));
+        let mut acme = AcmeSettings::new(directory.clone(), dns);
+        acme.contact_email = self.acme_contact.clone();
+        acme.ca_bundle = self.acme_ca_bundle.clone();
+        Ok(IssuerSettings::Acme(Box::new(acme)))
+    }
+}
+
+/// `--oidc-external-*`: people sign in to the UI through this external OpenID provider
+/// instead of the built-in one (docs/identity.md).
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct ExternalOidcArgs {
+    /// The external provider's issuer URL (its tokens' `iss`, byte for byte).
+    #[arg(long, env = "PAVED_OIDC_EXTERNAL_ISSUER")]
+    pub oidc_external_issuer: Option<String>,
+    /// The UI's client id at the external provider.
+    #[arg(long, env = "PAVED_OIDC_EXTERNAL_CLIENT_ID")]
+    pub oidc_external_client_id: Option<String>,
+    /// The client's secret (prefer the environment variable); none: a public client (PKCE).
+    #[arg(
+        long,
+        env = "PAVED_OIDC_EXTERNAL_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub oidc_external_client_secret: Option<String>,
+    /// Scopes to ask for, comma-separated (default: openid,profile,email,groups).
+    #[arg(long, env = "PAVED_OIDC_EXTERNAL_SCOPES", value_delimiter = ',')]
+    pub oidc_external_scopes: Vec<String>,
+    /// The claim (or dotted path) listing the person's groups (default: groups).
+    #[arg(long, env = "PAVED_OIDC_EXTERNAL_GROUPS_CLAIM")]
+    pub oidc_external_groups_claim: Option<String>,
+    /// A provider group's Paved role and team: `group=role` or `group=role:team` (roles:
+    /// app-owner, security-reviewer, admin). Repeat it, or separate with commas.
+    #[arg(long, env = "PAVED_OIDC_EXTERNAL_GROUP_MAP", value_delimiter = ',')]
+    pub oidc_external_group_map: Vec<String>,
+    /// Refuse people no group mapping covers instead of creating their account (app owner
+    /// of no team) at their first sign-in.
+    #[arg(long, env = "PAVED_OIDC_EXTERNAL_NO_CREATE_USERS")]
+    pub oidc_external_no_create_users: bool,
+}
+
+impl ExternalOidcArgs {
+    /// The settings these flags describe: `None` without an issuer; an error naming the
+    /// setting when they cannot work.
+    pub fn settings(&self) -> anyhow::Result<Option<ExternalOidcSettings>> {
+        let Some(issuer) = &self.oidc_external_issuer else {
+            let set = self.oidc_external_client_id.is_some()
+                || self.oidc_external_client_secret.is_some()
+                || !self.oidc_external_scopes.is_empty()
+                || self.oidc_external_groups_claim.is_some()
+                || !self.oidc_external_group_map.is_empty()
+                || self.oidc_external_no_create_users;
+            if set {
+                anyhow::bail!(
+                    "invalid setting `oidc.external.issuer` (--oidc-external-issuer): required by the other --oidc-external-* options"
+                );
+            }
+            return Ok(None);
+        };
+        let client_id = self.oidc_external_client_id.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "invalid setting `oidc.external.client_id` (--oidc-external-client-id): required with --oidc-external-issuer"
+            )
+        })?;
+        let mut s = ExternalOidcSettings::new(issuer.clone(), client_id);
+        s.client_secret = self.oidc_external_client_secret.clone();
+        if !self.oidc_external_scopes.is_empty() {
+            s.scopes = self
+                .oidc_external_scopes
+                .iter()
+                .map(|x| x.trim().to_string())
+                .collect();
+        }
+        if let Some(claim) = &self.oidc_external_groups_claim {
+            s.groups_claim = claim.clone();
+        }
+        s.group_mappings = self
+            .oidc_external_group_map
+            .iter()
+            .map(|m| m.parse::<GroupMapping>())
+            .collect::<Result<_, _>>()?;
+        s.create_users = !self.oidc_external_no_create_users;
+        s.validate()?;
+        Ok(Some(s))
+    }
 }
 
 /// Runs the control plane until Ctrl-C.
@@ -42,6 +201,8 @@ pub fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
     );
     config.development = args.development;
     config.oidc.key_file = Some(args.key_file);
+    config.oidc.external = args.external_oidc.settings()?;
+    config.certificates.issuer = args.acme.issuer()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let cp = ControlPlane::start(config)
@@ -88,11 +249,32 @@ pub async fn serve_on(
         .local_addr()
         .context("the control plane's listener")?;
     tracing::info!(%listen, "control plane serving");
-    axum::serve(listener, cp.router())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let router = cp.router();
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let graceful = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            // Long polls answer now; requests in flight get `SHUTDOWN_GRACE` to finish.
+            cp.begin_shutdown();
+            stopping.notify_one();
+        }
+    };
+    let serving = axum::serve(listener, router)
+        .with_graceful_shutdown(graceful)
+        .into_future();
+    tokio::select! {
+        served = serving => served?,
+        () = async {
+            stopping.notified().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period (WebSockets, slow clients); closing them"),
+    }
     Ok(())
 }
+
+/// How long a stopping control plane waits for requests in flight.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
@@ -107,5 +289,122 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        external: ExternalOidcArgs,
+    }
+
+    fn settings(args: &[&str]) -> anyhow::Result<Option<ExternalOidcSettings>> {
+        Cli::try_parse_from(std::iter::once("paved").chain(args.iter().copied()))?
+            .external
+            .settings()
+    }
+
+    #[test]
+    fn external_provider_flags_make_the_settings_or_name_the_wrong_one() {
+        assert_eq!(settings(&[]).expect("none"), None);
+        let s = settings(&[
+            "--oidc-external-issuer",
+            "https://sso.example.com/realms/acme",
+            "--oidc-external-client-id",
+            "paved-ui",
+            "--oidc-external-group-map",
+            "platform=admin,payments-devs=app-owner:payments",
+            "--oidc-external-no-create-users",
+        ])
+        .expect("valid")
+        .expect("set");
+        assert_eq!(s.issuer, "https://sso.example.com/realms/acme");
+        assert_eq!(s.group_mappings.len(), 2);
+        assert_eq!(s.group_mappings[1].team.as_deref(), Some("payments"));
+        assert!(!s.create_users);
+        assert_eq!(s.client_secret, None, "a public client");
+
+        let missing_id = settings(&["--oidc-external-issuer", "https://sso.example.com"]);
+        let e = missing_id.expect_err("refused").to_string();
+        assert!(e.contains("oidc.external.client_id"), "{e}");
+        let no_issuer = settings(&["--oidc-external-client-id", "paved-ui"]);
+        let e = no_issuer.expect_err("refused").to_string();
+        assert!(e.contains("oidc.external.issuer"), "{e}");
+        let bad_role = settings(&[
+            "--oidc-external-issuer",
+            "https://sso.example.com",
+            "--oidc-external-client-id",
+            "ui",
+            "--oidc-external-group-map",
+            "ops=root",
+        ]);
+        let e = bad_role.expect_err("refused").to_string();
+        assert!(e.contains("oidc.external.group_mappings"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod acme_tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        acme: AcmeArgs,
+    }
+
+    fn issuer(args: &[&str]) -> anyhow::Result<IssuerSettings> {
+        Cli::try_parse_from(std::iter::once("paved").chain(args.iter().copied()))?
+            .acme
+            .issuer()
+    }
+
+    #[test]
+    fn without_acme_flags_the_internal_ca_signs() {
+        assert!(matches!(
+            issuer(&[]).expect("no flags"),
+            IssuerSettings::InternalCa
+        ));
+    }
+
+    #[test]
+    fn acme_flags_select_acme_with_rfc2136_and_incomplete_ones_name_what_is_missing() {
+        let full = [
+            "--acme-directory",
+            "https://acme.example/dir",
+            "--acme-contact",
+            "ops@example.com",
+            "--dns-server",
+            "192.0.2.53:53",
+            "--dns-zone",
+            "paved.example.com",
+            "--dns-tsig-key-name",
+            "paved-acme",
+            "--dns-tsig-secret",
+            "c2VjcmV0",
+        ];
+        let IssuerSettings::Acme(acme) = issuer(&full).expect("complete") else {
+            panic!("expected ACME");
+        };
+        assert_eq!(acme.directory_url, "https://acme.example/dir");
+        assert_eq!(acme.contact_email.as_deref(), Some("ops@example.com"));
+        let DnsProviderSettings::Rfc2136(dns) = &acme.dns;
+        assert_eq!(dns.zone, "paved.example.com");
+        assert_eq!(dns.tsig_secret.expose(), "c2VjcmV0");
+        assert!(
+            !format!("{acme:?}").contains("c2VjcmV0"),
+            "the secret never shows in debug output"
+        );
+
+        let error = issuer(&full[..full.len() - 2]).expect_err("no secret");
+        assert!(error.to_string().contains("--dns-tsig-secret"), "{error}");
+        let error = issuer(&["--dns-zone", "paved.example.com"]).expect_err("no directory");
+        assert!(error.to_string().contains("--acme-directory"), "{error}");
     }
 }

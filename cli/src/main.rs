@@ -20,7 +20,7 @@ enum Command {
     /// Run the gateway from a configuration file (reloaded on SIGHUP) or a control plane.
     Gateway(gateway_cmd::GatewayArgs),
     /// Run the control plane alone.
-    ControlPlane(control_plane_cmd::ControlPlaneArgs),
+    ControlPlane(Box<control_plane_cmd::ControlPlaneArgs>),
     /// Plan or apply a paved.yaml through the control plane's API.
     Apply(apply_cmd::ApplyArgs),
     /// Run the eBPF flow agent: who talks to whom, exported to NATS or a control plane.
@@ -37,7 +37,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up(args) => up::run(args),
         Command::Gateway(args) => gateway_cmd::run(args),
-        Command::ControlPlane(args) => control_plane_cmd::run(args),
+        Command::ControlPlane(args) => control_plane_cmd::run(*args),
         Command::Apply(args) => apply_cmd::run(args),
         Command::FlowAgent(args) => flow_agent_cmd::run(args),
     }

@@ -121,16 +121,24 @@ async fn snapshot(
     let max = cp.config().max_long_poll;
     let wait = Duration::from_secs(q.wait.unwrap_or(max.as_secs())).min(max);
     let mut rx = cp.watch_snapshots();
+    let mut stopping = cp.watch_shutdown();
     let deadline = tokio::time::Instant::now() + wait;
     let found = loop {
         let current = rx.borrow_and_update().clone();
         if let Some(s) = current.filter(|s| s.version > after) {
             break Some(s);
         }
-        match tokio::time::timeout_at(deadline, rx.changed()).await {
-            Ok(Ok(())) => continue,
-            // The sender lives as long as the control plane; a closed channel means shutdown.
-            Ok(Err(_)) | Err(_) => break None,
+        if *stopping.borrow_and_update() {
+            break None;
+        }
+        tokio::select! {
+            changed = tokio::time::timeout_at(deadline, rx.changed()) => match changed {
+                Ok(Ok(())) => continue,
+                // The sender lives as long as the control plane; a closed channel means shutdown.
+                Ok(Err(_)) | Err(_) => break None,
+            },
+            // Stopping: answer "nothing new" now; the gateway polls again (elsewhere, later).
+            _ = stopping.changed() => continue,
         }
     };
     match found {

@@ -10,7 +10,8 @@
 //! - [`oidc`]: a minimal OpenID provider for local users (the small-install mode);
 //! - [`distribution`]: the long-poll protocol through which gateways fetch snapshots and ACK or
 //!   NACK them (docs/config-distribution.md);
-//! - [`tls`]: certificate issuance behind [`tls::CertificateIssuer`], with an internal CA;
+//! - [`tls`]: certificate issuance behind [`tls::CertificateIssuer`]: an internal CA, or ACME
+//!   (DNS-01 through a [`tls::DnsProvider`] such as RFC 2136);
 //! - [`ui`]: the web UI (`paved-ui`) served to people, with their sign-in;
 //! - [`http`]: the axum [`Router`](axum::Router) that mounts all of the above.
 //!

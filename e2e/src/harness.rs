@@ -156,15 +156,24 @@ pub fn start_gateway_with_threads(
     upstream: SocketAddr,
     threads: usize,
 ) -> RunningGateway {
+    let options = GatewayOptions {
+        threads,
+        ..GatewayOptions::default()
+    };
+    start_gateway_with_options(yaml, upstream, options)
+}
+
+/// [`start_gateway`] with the given options (worker threads, access log, ...).
+pub fn start_gateway_with_options(
+    yaml: &str,
+    upstream: SocketAddr,
+    options: GatewayOptions,
+) -> RunningGateway {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let text = render(yaml, addr, admin, upstream);
     let snapshot =
         Snapshot::from_yaml_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let options = GatewayOptions {
-        threads,
-        ..GatewayOptions::default()
-    };
     let gateway = Arc::new(Gateway::new(snapshot, options).expect("gateway loads"));
     let shutdown = ShutdownHandle::new();
     let runner = gateway.clone();
@@ -305,4 +314,212 @@ pub async fn send(
 /// GET `path`.
 pub async fn get(addr: SocketAddr, path: &str) -> Reply {
     send(addr, "GET", path, &[], b"").await
+}
+
+/// A body fed through a channel, frame by frame, as the sender produces them: a request or
+/// response body that arrives in chunks over time (chunked encoding), with trailers if the
+/// last frame is one.
+pub struct ChannelBody {
+    frames: tokio::sync::mpsc::Receiver<hyper::body::Frame<Bytes>>,
+}
+
+impl ChannelBody {
+    /// A body and the sender of its frames; the body ends when the sender is dropped.
+    pub fn new() -> (tokio::sync::mpsc::Sender<hyper::body::Frame<Bytes>>, Self) {
+        let (sender, frames) = tokio::sync::mpsc::channel(16);
+        (sender, Self { frames })
+    }
+
+    /// A body that yields `chunks` with `gap` before each one after the first, then
+    /// `trailers` (none when empty).
+    pub fn paced(chunks: Vec<Bytes>, gap: Duration, trailers: &[(&str, &str)]) -> Self {
+        let (sender, body) = Self::new();
+        let mut trailer_map = hyper::http::HeaderMap::new();
+        for (name, value) in trailers {
+            trailer_map.append(
+                hyper::http::HeaderName::from_bytes(name.as_bytes()).expect("trailer name"),
+                hyper::http::HeaderValue::from_str(value).expect("trailer value"),
+            );
+        }
+        tokio::spawn(async move {
+            for (i, chunk) in chunks.into_iter().enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(gap).await;
+                }
+                if sender.send(hyper::body::Frame::data(chunk)).await.is_err() {
+                    return;
+                }
+            }
+            if !trailer_map.is_empty() {
+                tokio::time::sleep(gap).await;
+                let _ = sender.send(hyper::body::Frame::trailers(trailer_map)).await;
+            }
+        });
+        body
+    }
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.frames.poll_recv(cx).map(|frame| frame.map(Ok))
+    }
+}
+
+/// An upstream that reads each request whole (trailers included), then answers 200 with
+/// `chunks` as a chunked body, `gap` before each chunk after the first, and `trailers` after
+/// the body (declared in a `trailer` header; HTTP/1.1 sends them only to a client that said
+/// `te: trailers`). The response header `x-upstream-request-trailers` lists the request
+/// trailers it received as `name=value` pairs joined by `,` (empty when there were none).
+pub fn start_streaming_upstream(
+    chunks: &'static [&'static str],
+    gap: Duration,
+    trailers: &'static [(&'static str, &'static str)],
+) -> SocketAddr {
+    let listener = StdListener::bind("127.0.0.1:0").expect("bind upstream");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let service = service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| async move {
+                            let received = req.into_body().collect().await.ok();
+                            let request_trailers = received
+                                .as_ref()
+                                .and_then(|c| c.trailers())
+                                .map(|t| {
+                                    t.iter()
+                                        .map(|(n, v)| {
+                                            format!("{n}={}", String::from_utf8_lossy(v.as_bytes()))
+                                        })
+                                        .collect::<Vec<_>>()
+                                        .join(",")
+                                })
+                                .unwrap_or_default();
+                            let body = ChannelBody::paced(
+                                chunks
+                                    .iter()
+                                    .map(|c| Bytes::from_static(c.as_bytes()))
+                                    .collect(),
+                                gap,
+                                trailers,
+                            );
+                            let mut response = hyper::Response::builder()
+                                .status(200)
+                                .header("content-type", "text/plain")
+                                .header("x-upstream-request-trailers", request_trailers);
+                            if !trailers.is_empty() {
+                                let names: Vec<&str> = trailers.iter().map(|(n, _)| *n).collect();
+                                response = response.header("trailer", names.join(", "));
+                            }
+                            Ok::<_, std::convert::Infallible>(
+                                response.body(body).expect("response"),
+                            )
+                        },
+                    );
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+/// What [`send_body`] got: the reply, and the trailers that came after its body.
+#[derive(Debug)]
+pub struct StreamedReply {
+    /// The response.
+    pub reply: Reply,
+    /// Response trailers (lower-case names; the last value wins).
+    pub trailers: HashMap<String, String>,
+}
+
+/// Sends one request with any body over a new connection, with a 10 s bound. Unlike
+/// [`send`], transport errors are returned (as text): a test of a gateway that must cut a
+/// response short needs to see them.
+pub async fn send_body<B>(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: B,
+) -> Result<StreamedReply, String>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        tokio::spawn(connection);
+        let mut request = hyper::Request::builder().method(method).uri(path);
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            request = request.header("host", "app.test");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body).map_err(|e| format!("request: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("response: {e}"))?;
+        let status = response.status().as_u16();
+        let set_cookies = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        let to_map = |map: &hyper::http::HeaderMap| -> HashMap<String, String> {
+            map.iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect()
+        };
+        let headers = to_map(response.headers());
+        let collected = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?;
+        let trailers = collected.trailers().map(to_map).unwrap_or_default();
+        Ok(StreamedReply {
+            reply: Reply {
+                status,
+                headers,
+                body: collected.to_bytes().to_vec(),
+                set_cookies,
+            },
+            trailers,
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| "no reply within 10 s".to_owned())?
 }

@@ -17,6 +17,9 @@ pub struct LoadResult {
     pub p99: Duration,
     /// Responses that were not 2xx/3xx, plus socket errors.
     pub errors: u64,
+    /// Responses that were not 2xx/3xx alone: a target that answers them (a filter denying)
+    /// is not measuring the path it claims to.
+    pub non_2xx: u64,
 }
 
 /// How to load a URL.
@@ -32,10 +35,25 @@ pub struct LoadShape {
 
 /// Runs wrk against `url` (which must be on loopback) and parses its report.
 pub fn run_wrk(url: &str, shape: LoadShape) -> anyhow::Result<LoadResult> {
+    run_wrk_with_headers(url, shape, &[])
+}
+
+/// [`run_wrk`] with request headers sent on every request (wrk's `-H`), such as
+/// `("authorization", "Bearer …")`. Header values are never printed: they may be credentials.
+pub fn run_wrk_with_headers(
+    url: &str,
+    shape: LoadShape,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<LoadResult> {
     if !(url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost")) {
         bail!("load is only ever sent to loopback, not {url}");
     }
-    let output = Command::new("wrk")
+    let mut command = Command::new("wrk");
+    for (name, value) in headers {
+        check_header(name, value)?;
+        command.args(["-H", &format!("{name}: {value}")]);
+    }
+    let output = command
         .args([
             "--latency",
             "-t",
@@ -58,12 +76,26 @@ pub fn run_wrk(url: &str, shape: LoadShape) -> anyhow::Result<LoadResult> {
     parse_wrk(&report)
 }
 
+/// wrk writes `-H` verbatim into its requests: a name that is not an HTTP token or a value
+/// with control characters would make every request malformed (or smuggle a second header).
+fn check_header(name: &str, value: &str) -> anyhow::Result<()> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        bail!("not a header name: {name:?}");
+    }
+    if value.chars().any(|c| c.is_ascii_control() && c != '\t') {
+        bail!("the value of header {name} has control characters");
+    }
+    Ok(())
+}
+
 /// Reads requests/s, the 50% and 99% latencies and errors from wrk's `--latency` report.
 pub fn parse_wrk(report: &str) -> anyhow::Result<LoadResult> {
     let mut rps = None;
     let mut p50 = None;
     let mut p99 = None;
     let mut errors = 0;
+    let mut non_2xx = 0;
     for line in report.lines().map(str::trim) {
         if let Some(value) = line.strip_prefix("Requests/sec:") {
             rps = value.trim().parse::<f64>().ok();
@@ -72,7 +104,7 @@ pub fn parse_wrk(report: &str) -> anyhow::Result<LoadResult> {
         } else if let Some(value) = line.strip_prefix("99%") {
             p99 = parse_duration(value.trim());
         } else if let Some(value) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            errors += value.trim().parse::<u64>().unwrap_or(0);
+            non_2xx += value.trim().parse::<u64>().unwrap_or(0);
         } else if let Some(value) = line.strip_prefix("Socket errors:") {
             errors += value
                 .split(',')
@@ -85,7 +117,8 @@ pub fn parse_wrk(report: &str) -> anyhow::Result<LoadResult> {
             requests_per_second,
             p50,
             p99,
-            errors,
+            errors: errors + non_2xx,
+            non_2xx,
         }),
         _ => bail!("cannot read wrk's report:\n{report}"),
     }
@@ -117,6 +150,7 @@ mod tests {
         assert_eq!(result.p50, Duration::from_micros(812));
         assert_eq!(result.p99, Duration::from_micros(3250));
         assert_eq!(result.errors, 7);
+        assert_eq!(result.non_2xx, 4);
         assert!(parse_wrk("garbage").is_err());
     }
 
@@ -129,5 +163,22 @@ mod tests {
         };
         let error = run_wrk("http://10.0.0.1/", shape).expect_err("refused");
         assert!(error.to_string().contains("only ever sent to loopback"));
+    }
+
+    #[test]
+    fn headers_that_would_break_requests_are_refused_without_echoing_the_value() {
+        let shape = LoadShape {
+            connections: 1,
+            threads: 1,
+            duration: Duration::from_secs(1),
+        };
+        let url = "http://127.0.0.1:9/";
+        let error = run_wrk_with_headers(url, shape, &[("authorization", "Bearer secret\r\nx: y")])
+            .expect_err("refused");
+        assert!(error.to_string().contains("control characters"));
+        assert!(!error.to_string().contains("secret"));
+        let error = run_wrk_with_headers(url, shape, &[("bad name", "v")]).expect_err("refused");
+        assert!(error.to_string().contains("not a header name"));
+        assert!(check_header("authorization", "Bearer a.b-c_d").is_ok());
     }
 }

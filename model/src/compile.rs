@@ -16,9 +16,9 @@ use crate::intent::{
     ResolvedTarget, WafMode as IntentWafMode,
 };
 use crate::plugin_config::{
-    self, AccesslogConfig, AuthnConfig, AuthnMode, AuthzConfig, HeaderEntry, HeadersConfig,
-    PopulationRule, RateLimitBackend, RateLimitKey, RateLimitRule, RatelimitConfig, WafConfig,
-    WafExclusion, WafMode,
+    self, AccesslogConfig, AuthnConfig, AuthnMode, AuthzConfig, CorsConfig, HeaderEntry,
+    HeadersConfig, PopulationRule, RateLimitBackend, RateLimitKey, RateLimitRule, RatelimitConfig,
+    WafConfig, WafExclusion, WafMode,
 };
 use crate::routing::path_matches;
 use crate::snapshot::{
@@ -302,7 +302,28 @@ fn config<T: serde::Serialize>(value: &T) -> ConfigValue {
 /// The paved filter chain of one route.
 fn chain(intent: &Intent, resolved: &ResolvedRoute<'_>, options: &CompileOptions) -> Vec<Plugin> {
     let route = &resolved.route;
-    let mut plugins = vec![
+    let mut plugins = Vec::new();
+    // CORS answers preflights before authentication: browsers send them without credentials,
+    // so behind `authn` they would be refused and the real call never made. It also adds the
+    // CORS headers to every response (a 401 included, so the page can read it).
+    if let Some(cors) = &intent.headers.cors {
+        plugins.push(Plugin {
+            name: CORS_FILTER.into(),
+            builtin: Some(plugin_config::HEADERS.into()),
+            ..builtin(
+                plugin_config::HEADERS,
+                config(&HeadersConfig {
+                    set: Vec::new(),
+                    remove: Vec::new(),
+                    secure_defaults: false,
+                    cors: Some(cors_config(cors)),
+                }),
+                false,
+                false,
+            )
+        });
+    }
+    plugins.extend([
         builtin(
             plugin_config::AUTHN,
             config(&authn_config(intent, route.public, options)),
@@ -315,7 +336,7 @@ fn chain(intent: &Intent, resolved: &ResolvedRoute<'_>, options: &CompileOptions
             true,
             false,
         ),
-    ];
+    ]);
     if let Some(waf) = waf_config(intent) {
         plugins.push(builtin(plugin_config::WAF, config(&waf), true, false));
     }
@@ -339,6 +360,28 @@ fn chain(intent: &Intent, resolved: &ResolvedRoute<'_>, options: &CompileOptions
         true,
     ));
     plugins
+}
+
+/// The name of the filter that answers CORS preflights (the `headers` plugin, CORS only).
+pub const CORS_FILTER: &str = "cors";
+
+fn cors_config(cors: &intent::Cors) -> CorsConfig {
+    CorsConfig {
+        allowed_origins: cors.allowed_origins.clone(),
+        allowed_methods: cors.allowed_methods.clone(),
+        allowed_headers: cors
+            .allowed_headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        exposed_headers: cors
+            .exposed_headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        allow_credentials: cors.allow_credentials,
+        max_age_secs: cors.max_age_secs,
+    }
 }
 
 fn authn_config(intent: &Intent, public: bool, options: &CompileOptions) -> AuthnConfig {

@@ -562,6 +562,44 @@ pub struct Headers {
     /// Managed headers not to send (such as `Content-Security-Policy`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub disable: Vec<String>,
+    /// Cross-origin resource sharing, when browsers on other origins call the app; absent:
+    /// no CORS headers (browsers keep other origins out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+}
+
+/// CORS: which other origins' pages may call the app, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Cors {
+    /// Origins allowed: `https://app.example.com`, `https://*.example.com` (one label), or
+    /// `*` (any origin; never with `allowCredentials`).
+    pub allowed_origins: Vec<String>,
+    /// Methods allowed in preflights.
+    pub allowed_methods: Vec<String>,
+    /// Request headers allowed in preflights.
+    pub allowed_headers: Vec<String>,
+    /// Response headers scripts may read.
+    pub exposed_headers: Vec<String>,
+    /// Whether cookies and `Authorization` may be sent.
+    pub allow_credentials: bool,
+    /// How long browsers may cache a preflight's answer, in seconds (at most 86400).
+    pub max_age_secs: u64,
+}
+
+impl Default for Cors {
+    fn default() -> Self {
+        Cors {
+            allowed_origins: Vec::new(),
+            allowed_methods: ["GET", "HEAD", "POST"].map(String::from).to_vec(),
+            allowed_headers: ["accept", "content-type", "authorization"]
+                .map(String::from)
+                .to_vec(),
+            exposed_headers: Vec::new(),
+            allow_credentials: false,
+            max_age_secs: 600,
+        }
+    }
 }
 
 impl Default for Headers {
@@ -578,6 +616,7 @@ impl Default for Headers {
             set: BTreeMap::new(),
             remove: Vec::new(),
             disable: Vec::new(),
+            cors: None,
         }
     }
 }
@@ -1195,6 +1234,9 @@ impl Intent {
                 );
             }
         }
+        if let Some(cors) = &h.cors {
+            check_cors(cors, p);
+        }
     }
 }
 
@@ -1297,6 +1339,94 @@ pub fn json_schema_string() -> String {
     let mut text = serde_json::to_string_pretty(&json_schema()).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The checks of `headers.cors`: every origin an origin (or a one-label wildcard, or `*`
+/// without credentials), methods HTTP tokens, headers header names, a bounded max age.
+fn check_cors(cors: &Cors, p: &mut Problems) {
+    if cors.allowed_origins.is_empty() {
+        p.push(
+            "headers.cors.allowedOrigins",
+            "expected at least one origin, such as `https://app.example.com`",
+        );
+    }
+    for (i, origin) in cors.allowed_origins.iter().enumerate() {
+        let at = index("headers.cors.allowedOrigins", i);
+        if origin == "*" {
+            if cors.allow_credentials {
+                p.push(
+                    at,
+                    "`*` cannot be combined with `allowCredentials: true` (browsers refuse it): list the origins",
+                );
+            }
+            continue;
+        }
+        if let Err(e) = check_origin(origin) {
+            p.push(at, e);
+        }
+    }
+    for (i, method) in cors.allowed_methods.iter().enumerate() {
+        let token = !method.is_empty()
+            && method
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            p.push(
+                index("headers.cors.allowedMethods", i),
+                format!("expected an HTTP method such as `PUT`, found `{method}`"),
+            );
+        }
+    }
+    for (list, names) in [
+        ("headers.cors.allowedHeaders", &cors.allowed_headers),
+        ("headers.cors.exposedHeaders", &cors.exposed_headers),
+    ] {
+        for (i, name) in names.iter().enumerate() {
+            if let Err(e) = check_header_name(name) {
+                p.push(index(list, i), e);
+            }
+        }
+    }
+    if cors.max_age_secs > 86_400 {
+        p.push(
+            "headers.cors.maxAgeSecs",
+            format!(
+                "expected at most 86400 (browsers cap it lower still), found {}",
+                cors.max_age_secs
+            ),
+        );
+    }
+}
+
+/// An origin: `http(s)://host[:port]`, the host possibly `*.` and one label less.
+fn check_origin(origin: &str) -> Result<(), String> {
+    let expected = || {
+        format!(
+            "expected an origin such as `https://app.example.com` or `https://*.example.com`, found `{origin}`"
+        )
+    };
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return Err(expected());
+    };
+    if scheme != "https" && scheme != "http" {
+        return Err(expected());
+    }
+    let host = rest.strip_prefix("*.").unwrap_or(rest);
+    let (host, port) = match host.rsplit_once(':') {
+        Some((h, port)) => (h, Some(port)),
+        None => (host, None),
+    };
+    let host_ok = !host.is_empty()
+        && !host.starts_with('.')
+        && !host.ends_with('.')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    if !host_ok || !port_ok {
+        return Err(expected());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -228,6 +228,32 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "paved.yaml:7:36: headers.hsts.preload: preload needs `includeSubdomains: true` and `maxAgeSecs` of at least 31536000",
         ),
         (
+            "cors any origin with credentials",
+            with(
+                "upstream: 127.0.0.1:9000\nheaders:\n  cors:\n    allowedOrigins: [\"*\"]\n    allowCredentials: true\n",
+            ),
+            "paved.yaml:8:22: headers.cors.allowedOrigins[0]: `*` cannot be combined with `allowCredentials: true` (browsers refuse it): list the origins",
+        ),
+        (
+            "cors origin without a scheme",
+            with(
+                "upstream: 127.0.0.1:9000\nheaders:\n  cors:\n    allowedOrigins: [shop.example.com]\n",
+            ),
+            "paved.yaml:8:22: headers.cors.allowedOrigins[0]: expected an origin such as `https://app.example.com` or `https://*.example.com`, found `shop.example.com`",
+        ),
+        (
+            "cors without origins",
+            with("upstream: 127.0.0.1:9000\nheaders:\n  cors: {allowCredentials: true}\n"),
+            "paved.yaml:7:9: headers.cors.allowedOrigins: expected at least one origin, such as `https://app.example.com`",
+        ),
+        (
+            "cors unknown field",
+            with(
+                "upstream: 127.0.0.1:9000\nheaders:\n  cors: {origins: [\"https://a.example\"]}\n",
+            ),
+            "paved.yaml:7:10: headers.cors.origins: unknown field `origins`, expected one of `allowedOrigins`, `allowedMethods`, `allowedHeaders`, `exposedHeaders`, `allowCredentials`, `maxAgeSecs`",
+        ),
+        (
             "related app is itself",
             with("upstream: 127.0.0.1:9000\nrelatedApps: [app]\n"),
             "paved.yaml:6:15: relatedApps[0]: expected another app, found this app's own name",

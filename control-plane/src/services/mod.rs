@@ -34,7 +34,7 @@ pub use traffic::{
     RecordError, TrafficRecordInput, TrafficSummary, parse_traffic_batch, parse_traffic_record,
 };
 pub use upstream_check::{UPSTREAM_CHECK_TIMEOUT, UpstreamCheck, may_check_upstreams};
-pub use users::NewUser;
+pub use users::{ExternalPerson, NewUser};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +53,7 @@ use crate::config::ControlPlaneConfig;
 use crate::oidc::keys::KeySet;
 use crate::storage::Store;
 use crate::storage::entities::{app, audit_log, intent_version, snapshot};
-use crate::tls::{CertificateManager, InternalCa};
+use crate::tls::CertificateManager;
 use crate::{Error, Result};
 
 /// A snapshot as served to gateways.
@@ -126,6 +126,8 @@ struct Inner {
     traffic_retention_secs: std::sync::atomic::AtomicU64,
     /// Flow telemetry: settings and the collector's lease table (see `flows`).
     flows: flows::FlowState,
+    /// True once the server is stopping: long polls answer at once instead of holding it up.
+    stopping: watch::Sender<bool>,
 }
 
 impl ControlPlane {
@@ -139,19 +141,19 @@ impl ControlPlane {
 
     /// Like [`ControlPlane::start`], on an existing store.
     pub async fn with_store(mut config: ControlPlaneConfig, store: Store) -> Result<ControlPlane> {
+        // A sign-in setting that cannot work is refused here, naming it, not at the first login.
+        if let Some(external) = &config.oidc.external {
+            external
+                .validate()
+                .map_err(|e| Error::BadRequest(e.to_string()))?;
+        }
         // Every gateway seals sessions and signs assertions with the same stored keys.
         gateway_keys::supply(store.db(), &mut config.compile.identity).await?;
         let (certificates, ca_pem) = if config.certificates.enabled {
-            let ca = InternalCa::load_or_create(store.db()).await?;
-            let pem = ca.cert_pem().to_string();
-            (
-                Some(CertificateManager::new(
-                    Arc::new(ca),
-                    config.certificates.validity,
-                    config.certificates.renew_before,
-                )),
-                Some(pem),
-            )
+            // The internal CA by default; ACME when configured.
+            let (manager, ca_pem) =
+                crate::tls::build_manager(store.db(), &config.certificates).await?;
+            (Some(manager), ca_pem)
         } else {
             (None, None)
         };
@@ -172,6 +174,7 @@ impl ControlPlane {
                     traffic::DEFAULT_TRAFFIC_RETENTION.as_secs(),
                 ),
                 flows: flows::FlowState::default(),
+                stopping: watch::Sender::new(false),
             }),
         };
         cp.register_configured_clients().await?;
@@ -208,6 +211,17 @@ impl ControlPlane {
     /// Events for subscriptions (apps changed, snapshots published, gateway reports).
     pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
+    }
+
+    /// Marks the server as stopping: requests that wait for something (gateways' long polls)
+    /// answer at once, so that a graceful shutdown does not wait for them.
+    pub fn begin_shutdown(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Whether (and when) the server starts stopping; see [`ControlPlane::begin_shutdown`].
+    pub fn watch_shutdown(&self) -> watch::Receiver<bool> {
+        self.inner.stopping.subscribe()
     }
 
     /// The latest published snapshot and its changes.

@@ -1,12 +1,13 @@
-//! Local users (people) of the built-in OpenID provider, with their roles and teams.
+//! Users (people) with their roles and teams: local users of the built-in OpenID provider,
+//! and people of an external provider, created and updated at each sign-in.
 
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::{ControlPlane, audit};
 use crate::auth::{Access, ActorKind, Principal, Role};
-use crate::secrets::{burn_password_time, hash_password, verify_password};
-use crate::storage::entities::user;
+use crate::secrets::{burn_password_time, hash_password, sha256_hex, verify_password};
+use crate::storage::entities::{external_identity, user};
 use crate::storage::strings_json;
 use crate::{Error, Result};
 
@@ -38,6 +39,44 @@ impl std::fmt::Debug for NewUser {
             .field("teams", &self.teams)
             .finish_non_exhaustive()
     }
+}
+
+/// The `password_hash` of people of an external provider: not a PHC string, so no password
+/// ever verifies against it (they cannot sign in at the built-in provider).
+const NO_PASSWORD: &str = "!external";
+
+/// A person as an external OpenID provider describes them, once their ID token verified, and
+/// what the group mapping makes of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalPerson {
+    /// The provider's issuer.
+    pub issuer: String,
+    /// Their `sub` there.
+    pub subject: String,
+    /// The user name they would like (`preferred_username`, else `email`, else `sub`).
+    pub preferred_username: String,
+    /// Their verified e-mail address.
+    pub email: Option<String>,
+    /// Their display name.
+    pub display_name: Option<String>,
+    /// Their groups at the provider (kept for the `groups` claim).
+    pub groups: Vec<String>,
+    /// The role the mapping gives them.
+    pub role: Role,
+    /// The teams the mapping gives them.
+    pub teams: Vec<String>,
+    /// Whether an account may be created when they have none yet.
+    pub may_create: bool,
+}
+
+/// A user name made of the allowed characters of `wanted`, at most 48 of them.
+fn username_base(wanted: &str) -> String {
+    let base: String = wanted
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'))
+        .take(48)
+        .collect();
+    if base.is_empty() { "user".into() } else { base }
 }
 
 fn user_json(u: &user::Model) -> serde_json::Value {
@@ -118,6 +157,143 @@ impl ControlPlane {
         .await?;
         tx.commit().await?;
         tracing::info!(user = %u.username, role = %u.role, actor = %who.name, "user created");
+        Ok(u)
+    }
+
+    /// The user an external provider's person is, created or brought up to date from what the
+    /// provider says now (role and teams follow the provider's groups at every sign-in).
+    /// Refused: a disabled user, and a person with no account when `may_create` is false.
+    pub async fn sign_in_external(&self, person: ExternalPerson) -> Result<user::Model> {
+        // The audit log names the provider as the actor of what a sign-in changes.
+        let actor = Principal {
+            name: format!(
+                "oidc:{}",
+                person.issuer.chars().take(200).collect::<String>()
+            ),
+            ..Principal::system()
+        };
+        let now = Utc::now();
+        let _guard = self.write_guard().await;
+        let tx = self.store().begin_write().await?;
+        let link = external_identity::Entity::find()
+            .filter(external_identity::Column::Issuer.eq(person.issuer.as_str()))
+            .filter(external_identity::Column::Subject.eq(person.subject.as_str()))
+            .one(&tx)
+            .await?;
+        let existing = match &link {
+            Some(l) => user::Entity::find_by_id(l.user_id).one(&tx).await?,
+            None => None,
+        };
+        let u = match (link, existing) {
+            (Some(link), Some(u)) => {
+                if u.disabled {
+                    return Err(Error::Unauthenticated("this account is disabled".into()));
+                }
+                let before = user_json(&u);
+                let mut active: user::ActiveModel = u.clone().into();
+                active.email = Set(person.email.clone());
+                active.display_name = Set(person.display_name.clone());
+                active.role = Set(person.role.as_str().to_string());
+                active.teams = Set(strings_json(&person.teams));
+                active.groups = Set(strings_json(&person.groups));
+                let changed = u.email != person.email
+                    || u.display_name != person.display_name
+                    || u.role != person.role.as_str()
+                    || u.team_list() != person.teams
+                    || u.group_list() != person.groups;
+                let u = if changed {
+                    active.updated_at = Set(now);
+                    let u = active.update(&tx).await?;
+                    audit(
+                        &tx,
+                        &actor,
+                        "user.update",
+                        "user",
+                        &u.username,
+                        None,
+                        Some(before),
+                        Some(user_json(&u)),
+                    )
+                    .await?;
+                    u
+                } else {
+                    u
+                };
+                let mut link: external_identity::ActiveModel = link.into();
+                link.last_sign_in_at = Set(now);
+                link.update(&tx).await?;
+                u
+            }
+            (Some(_), None) => {
+                // The user was deleted: the person is not known any more.
+                return Err(Error::Unauthenticated("this account was removed".into()));
+            }
+            (None, _) => {
+                if !person.may_create {
+                    return Err(Error::Forbidden(
+                        "you have no account here and no group of yours is mapped to one".into(),
+                    ));
+                }
+                // A local user, or another provider's person, may hold the name already: the
+                // newcomer gets a suffix derived from who they are, never that account.
+                let base = username_base(&person.preferred_username);
+                let digest =
+                    sha256_hex(format!("{}\n{}", person.issuer, person.subject).as_bytes());
+                let mut username = None;
+                for candidate in [base.clone(), format!("{base}-{}", &digest[..8])] {
+                    let taken = user::Entity::find()
+                        .filter(user::Column::Username.eq(candidate.as_str()))
+                        .one(&tx)
+                        .await?
+                        .is_some();
+                    if !taken {
+                        username = Some(candidate);
+                        break;
+                    }
+                }
+                let username = username
+                    .ok_or_else(|| Error::Conflict(format!("no free user name for `{base}`")))?;
+                let u = user::ActiveModel {
+                    username: Set(username),
+                    email: Set(person.email.clone()),
+                    display_name: Set(person.display_name.clone()),
+                    password_hash: Set(NO_PASSWORD.into()),
+                    role: Set(person.role.as_str().to_string()),
+                    teams: Set(strings_json(&person.teams)),
+                    groups: Set(strings_json(&person.groups)),
+                    disabled: Set(false),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                    ..Default::default()
+                }
+                .insert(&tx)
+                .await?;
+                external_identity::ActiveModel {
+                    issuer: Set(person.issuer.clone()),
+                    subject: Set(person.subject.clone()),
+                    user_id: Set(u.id),
+                    created_at: Set(now),
+                    last_sign_in_at: Set(now),
+                    ..Default::default()
+                }
+                .insert(&tx)
+                .await?;
+                audit(
+                    &tx,
+                    &actor,
+                    "user.create",
+                    "user",
+                    &u.username,
+                    None,
+                    None,
+                    Some(user_json(&u)),
+                )
+                .await?;
+                tracing::info!(user = %u.username, role = %u.role, issuer = %person.issuer, "user created at first sign-in");
+                u
+            }
+        };
+        tx.commit().await?;
         Ok(u)
     }
 

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Initial),
             Box::new(M0002Traffic),
             Box::new(M0003Flows),
+            Box::new(M0004ExternalIdentities),
         ]
     }
 }
@@ -643,5 +644,52 @@ impl MigrationTrait for M0003Flows {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// People who sign in through an external OpenID provider: which `users` row each (issuer,
+/// subject) is, so that two providers' `alice` stay two people.
+struct M0004ExternalIdentities;
+
+impl MigrationName for M0004ExternalIdentities {
+    fn name(&self) -> &str {
+        "m0004_external_identities"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004ExternalIdentities {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("external_identities")
+                .col(id())
+                .col(text("issuer"))
+                .col(text("subject"))
+                .col(bigint("user_id"))
+                .col(time("created_at"))
+                .col(time("last_sign_in_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ux_external_identities_issuer_subject")
+                .table("external_identities")
+                .col("issuer")
+                .col("subject")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ux_external_identities_user")
+                .table("external_identities")
+                .col("user_id")
+                .unique()
+                .to_owned(),
+        )
+        .await
     }
 }

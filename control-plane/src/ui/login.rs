@@ -1,5 +1,6 @@
 //! People's sign-in to the UI: the OpenID Connect authorization code flow with PKCE (`S256`),
-//! `state` and `nonce`, as a relying party of the control plane's own provider.
+//! `state` and `nonce`, as a relying party of the control plane's own provider, or of an
+//! external one when `oidc.external` is set ([`super::external`]).
 //!
 //! `GET /ui/login?next=/path` → the provider's `/authorize` → `GET /ui/callback?code&state&iss`
 //! → session cookie → `next`. `POST /ui/logout` ends it.
@@ -135,6 +136,19 @@ pub async fn start(State(ui): State<UiState>, Query(q): Query<LoginQuery>) -> Re
             return error_page(&LoginError::Internal);
         }
     };
+    if let Some(external) = &ui.external {
+        let location = match external.authorization_url(&login).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(reason = %e, "the external OpenID provider cannot be used");
+                return error_page(&e);
+            }
+        };
+        let mut r = see_other(location.as_str());
+        r.headers_mut()
+            .append(header::SET_COOKIE, ui.cookies.set_login(&sealed));
+        return r;
+    }
     let provider = &ui.provider;
     let mut location = match url::Url::parse(&provider.authorization_endpoint) {
         Ok(u) => u,
@@ -213,7 +227,11 @@ async fn complete(
         return Err(LoginError::StateMismatch);
     }
     let provider = &ui.provider;
-    if q.iss.as_deref().is_some_and(|iss| iss != provider.issuer) {
+    let issuer = match &ui.external {
+        Some(external) => external.settings().issuer.as_str(),
+        None => provider.issuer.as_str(),
+    };
+    if q.iss.as_deref().is_some_and(|iss| iss != issuer) {
         return Err(LoginError::WrongIssuer);
     }
     if let Some(error) = &q.error {
@@ -226,6 +244,15 @@ async fn complete(
         return Err(LoginError::Provider { error });
     }
     let code = q.code.as_deref().ok_or(LoginError::NoCode)?;
+    if let Some(external) = &ui.external {
+        let user = external.complete(&ui.cp, code, &login).await?;
+        let (token, ttl) = super::external::session_token(&ui.cp, &user).map_err(|e| {
+            e.log_if_internal();
+            LoginError::Internal
+        })?;
+        let next = local_path(&login.next).unwrap_or("/").to_string();
+        return Ok((next, token, ttl, user.username));
+    }
     let tokens = exchange_in_process(&ui.cp, provider, code, &login.verifier).await?;
     let access_token = tokens
         .get("access_token")

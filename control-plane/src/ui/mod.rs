@@ -13,6 +13,7 @@
 pub mod api;
 pub mod assets;
 pub mod csp;
+pub mod external;
 pub mod login;
 pub mod session;
 
@@ -43,8 +44,10 @@ pub struct Inner {
     pub cp: ControlPlane,
     /// The GraphQL schema pages and the browser run against.
     pub schema: Arc<PavedSchema>,
-    /// Where people sign in.
+    /// Where people sign in (the built-in provider).
     pub provider: LoginProvider,
+    /// The external provider people sign in with instead, when `oidc.external` is set.
+    pub external: Option<Arc<external::ExternalProvider>>,
     /// The public origin (`scheme://host[:port]`), the only `Origin` accepted.
     pub origin: String,
     /// The same origin for WebSockets (`ws://` or `wss://`).
@@ -69,6 +72,7 @@ impl std::fmt::Debug for UiState {
         f.debug_struct("UiState")
             .field("origin", &self.origin)
             .field("provider", &self.provider)
+            .field("external", &self.external)
             .finish_non_exhaustive()
     }
 }
@@ -92,10 +96,18 @@ impl UiState {
         };
         let state_key = StateKey::derive(&cp.keys().to_pem()?)?;
         let settings = gateway_settings(&config.compile.listeners);
+        let external = match &config.oidc.external {
+            Some(e) => Some(Arc::new(external::ExternalProvider::new(
+                e.clone(),
+                config.ui_callback_url(),
+            )?)),
+            None => None,
+        };
         Ok(UiState {
             inner: Arc::new(Inner {
                 schema: Arc::new(build_schema(config.graphql)),
                 provider: LoginProvider::built_in(config),
+                external,
                 origin,
                 ws_origin,
                 settings,
@@ -108,13 +120,13 @@ impl UiState {
 }
 
 /// The UI's routes: pages, sign-in, browser GraphQL and assets. Empty when the UI is off, or
-/// when the built-in OpenID provider people sign in with is off.
+/// when people would sign in through the built-in OpenID provider and it is off.
 pub fn router(cp: ControlPlane) -> Router {
     let config = cp.config();
     if !config.ui.enabled {
         return Router::new();
     }
-    if !config.oidc.enabled {
+    if !config.oidc.enabled && config.oidc.external.is_none() {
         tracing::warn!(
             "the UI is not served: people sign in through the built-in OpenID provider, which is disabled"
         );

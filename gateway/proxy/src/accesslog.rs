@@ -6,6 +6,14 @@
 //! the filter's enqueue fails and the filter counts a drop. A write error (disk full) is
 //! counted and the batch retried on the next round, never silently discarded.
 //!
+//! Durability: a response is not sent before its record is on disk. The `accesslog` filter
+//! makes its record when the response's headers pass it (or in `on_log` for a response it
+//! never saw, which the gateway runs before sending a local response); the proxy then waits
+//! on [`Durability`] until the sink has synced every record accepted so far, so a client that
+//! has its answer has a record, even if the gateway is killed the next instant. Waiting
+//! requests share one sync (group commit); a wait longer than [`DURABLE_WAIT`] (a failing
+//! disk) lets the response go and is counted.
+//!
 //! Each record drained is also offered to the [`TrafficBacklog`], which takes it when the
 //! gateway ships traffic to a control plane ([`crate::traffic_shipper`]); the file is written
 //! either way.
@@ -18,6 +26,7 @@ use paved_wasm_host::Runtime;
 use paved_wasm_host::shared::QueueReady;
 use prometheus::IntCounter;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
 
 use crate::traffic_shipper::TrafficBacklog;
 
@@ -44,13 +53,66 @@ pub struct AccessLogMetrics {
     pub written: IntCounter,
     /// Failed write attempts (records are kept and retried).
     pub write_errors: IntCounter,
+    /// Responses sent before their record was synced (the sink stalled past [`DURABLE_WAIT`]).
+    pub unsynced_responses: IntCounter,
+}
+
+/// The longest a response waits for its record to reach the disk.
+pub const DURABLE_WAIT: Duration = Duration::from_secs(1);
+
+/// A registered access-log queue: its ID, and the sink's wake-ups.
+pub struct RegisteredQueue {
+    id: u32,
+    ready: UnboundedReceiver<QueueReady>,
+    synced: watch::Sender<u64>,
+}
+
+/// What a response waits on so that its record is on disk before the client has it.
+#[derive(Clone)]
+pub struct Durability {
+    runtime: Runtime,
+    queue: u32,
+    /// Records taken from the queue and synced to the file (or discarded as malformed).
+    synced: watch::Receiver<u64>,
+    unsynced: IntCounter,
+}
+
+impl Durability {
+    /// Records the queue has accepted so far: a mark to wait for.
+    pub fn mark(&self) -> u64 {
+        self.runtime.queue_accepted(self.queue)
+    }
+
+    /// Waits until every record accepted up to `mark` is synced, for at most
+    /// [`DURABLE_WAIT`]; false (and counted) when it was not.
+    pub async fn synced_through(&self, mark: u64) -> bool {
+        let mut synced = self.synced.clone();
+        if *synced.borrow() >= mark {
+            return true;
+        }
+        let done = tokio::time::timeout(DURABLE_WAIT, synced.wait_for(|&n| n >= mark))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !done {
+            self.unsynced.inc();
+            tracing::warn!(
+                mark,
+                "access log not synced in time; responding without a durable record"
+            );
+        }
+        done
+    }
 }
 
 /// Registers the queue the `accesslog` filter resolves: before any plugin loads, so that
 /// the filters find the gateway's queue rather than registering one of their own.
-pub fn register(runtime: &Runtime) -> Option<(u32, UnboundedReceiver<QueueReady>)> {
+pub fn register(runtime: &Runtime) -> Option<RegisteredQueue> {
     match runtime.register_host_queue(QUEUE_VM_ID, QUEUE_NAME) {
-        Ok(registered) => Some(registered),
+        Ok((id, ready)) => Some(RegisteredQueue {
+            id,
+            ready,
+            synced: watch::Sender::new(0),
+        }),
         Err(status) => {
             tracing::error!(
                 ?status,
@@ -61,13 +123,25 @@ pub fn register(runtime: &Runtime) -> Option<(u32, UnboundedReceiver<QueueReady>
     }
 }
 
+impl RegisteredQueue {
+    /// The handle responses wait on; `unsynced` counts waits that timed out.
+    pub fn durability(&self, runtime: &Runtime, unsynced: IntCounter) -> Durability {
+        Durability {
+            runtime: runtime.clone(),
+            queue: self.id,
+            synced: self.synced.subscribe(),
+            unsynced,
+        }
+    }
+}
+
 /// Runs the sink over a registered queue, until `stop` fires (or the runtime goes away);
 /// every record also goes to `traffic` (which keeps it only while shipping is on). On `stop`
 /// it writes every record still queued, then returns: a gateway that stops after its requests
 /// finished loses none of their records.
 pub async fn run(
     runtime: Runtime,
-    (queue, mut ready): (u32, UnboundedReceiver<QueueReady>),
+    registered: RegisteredQueue,
     options: AccessLogOptions,
     metrics: AccessLogMetrics,
     traffic: std::sync::Arc<TrafficBacklog>,
@@ -81,20 +155,30 @@ pub async fn run(
     } else {
         Vec::new()
     };
+    let RegisteredQueue {
+        id: queue,
+        mut ready,
+        synced,
+    } = registered;
+    let options = std::sync::Arc::new(options);
     let mut pending_records = 0u64;
+    // Records taken from the queue; once `pending` is synced, all of them are done.
+    let mut taken = 0u64;
     let mut stopping = false;
+    // Wait for wake-ups only when the queue was emptied, or a write failed (retry in 1 s).
+    let mut wait = true;
     loop {
-        if !stopping {
-            // Wake on new items, and at least every second to retry a failed write.
+        if !stopping && wait {
+            // Wake on new items, and at least every second to retry a failed write. No pause
+            // to gather a batch: responses wait for this sync, and the records that arrive
+            // while it runs make the next batch (group commit).
             tokio::select! {
                 _ = tokio::time::timeout(Duration::from_secs(1), ready.recv()) => {}
                 // Fired, or its sender dropped with the gateway: either way, finish up.
                 _ = &mut stop => stopping = true,
             }
-            if !stopping {
-                // A short pause gathers a batch: one sync covers many records.
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            // One wake-up per item was sent; one drain below takes them all.
+            while ready.try_recv().is_ok() {}
         }
         let mut drained = false;
         while pending.len() < (4 << 20) {
@@ -102,6 +186,7 @@ pub async fn run(
                 drained = true;
                 break;
             };
+            taken += 1;
             // One record per line: a record containing a newline would break the format.
             if record.contains(&b'\n') {
                 continue;
@@ -113,7 +198,14 @@ pub async fn run(
             pending_records += 1;
         }
         if !pending.is_empty() {
-            match append(&options, &pending) {
+            // The sync blocks: off the runtime's worker, which also runs plugins' calls. A copy
+            // goes, so that a failed write (or a failed task) keeps `pending` for the retry.
+            let (batch, opts) = (pending.clone(), options.clone());
+            let result = tokio::task::spawn_blocking(move || append(&opts, &batch))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            wait = drained || result.is_err();
+            match result {
                 Ok(()) => {
                     metrics.written.inc_by(pending_records);
                     pending.clear();
@@ -128,6 +220,10 @@ pub async fn run(
                     tracing::error!(error = %error, path = %options.path.display(), records = pending_records, "access log write failed; will retry");
                 }
             }
+        }
+        if pending.is_empty() {
+            wait = drained;
+            synced.send_replace(taken);
         }
         if stopping && drained && pending.is_empty() {
             return;

@@ -92,9 +92,14 @@ impl GatewayMetrics {
                 "paved_gateway_access_log_write_errors_total",
                 "Failed access log writes (retried)",
             )?,
+            unsynced_responses: IntCounter::new(
+                "paved_gateway_access_log_unsynced_responses_total",
+                "Responses sent before their access log record was synced (the sink stalled)",
+            )?,
         };
         registry.register(Box::new(access_log.written.clone()))?;
         registry.register(Box::new(access_log.write_errors.clone()))?;
+        registry.register(Box::new(access_log.unsynced_responses.clone()))?;
         Ok(Self {
             registry,
             requests,

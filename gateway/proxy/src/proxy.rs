@@ -31,6 +31,9 @@ pub struct GatewayProxy {
     pub metrics: Arc<GatewayMetrics>,
     /// Whether this listener terminates TLS (for `:scheme` and `X-Forwarded-Proto`).
     pub tls: bool,
+    /// Responses wait on it until the access-log records made for them are on disk (when the
+    /// gateway writes an access log).
+    pub durability: Option<Arc<crate::accesslog::Durability>>,
 }
 
 /// What one request carries through the phases.
@@ -84,11 +87,17 @@ impl GatewayProxy {
                 map.add(name, value);
             }
             chain.stream.response_headers = map;
+            let mark = self.durability.as_ref().map(|d| d.mark());
             if let ChainDecision::Continue =
                 chain.response_headers(response.body.is_empty(), by).await
             {
                 headers = chain.stream.response_headers.clone();
             }
+            // The response is final: the filters' `proxy_on_log` runs now rather than after the
+            // write, so that the access log's record is durable before the client has the
+            // answer (a filter cannot tell the difference: nothing about the response changes).
+            chain.finish();
+            self.await_durable(mark).await;
         }
         headers.replace("x-request-id", ctx.request_id.as_bytes());
         let status = headers
@@ -262,13 +271,16 @@ impl ProxyHttp for GatewayProxy {
             }
             chain.stream.request_body.extend_from_slice(&chunk);
         }
+        // Pingora reads a `None` body as the end of the upstream request: while the body goes
+        // on, what the filters hold back is sent as an empty chunk, which it skips.
         match chain.request_body(end_of_stream).await {
-            ChainDecision::Buffer => Ok(()),
+            ChainDecision::Buffer => {
+                *body = (!end_of_stream).then(Bytes::new);
+                Ok(())
+            }
             ChainDecision::Continue => {
                 let buffered = std::mem::take(&mut chain.stream.request_body);
-                if !buffered.is_empty() || end_of_stream {
-                    *body = Some(Bytes::from(buffered));
-                }
+                *body = Some(Bytes::from(buffered));
                 Ok(())
             }
             ChainDecision::Respond { response, .. } => {
@@ -397,6 +409,7 @@ impl ProxyHttp for GatewayProxy {
             return Ok(());
         };
         chain.stream.response_headers = response_map(upstream);
+        let mark = self.durability.as_ref().map(|d| d.mark());
         // The response ends with its headers as Envoy's codecs say it does: then there is no
         // `proxy_on_response_body`.
         let no_body = matches!(ctx.status, 204 | 304)
@@ -429,6 +442,8 @@ impl ProxyHttp for GatewayProxy {
                 ));
             }
         }
+        // The `accesslog` filter records the response as its headers pass it.
+        self.await_durable(mark).await;
         Ok(())
     }
 
@@ -540,6 +555,18 @@ impl ProxyHttp for GatewayProxy {
 }
 
 impl GatewayProxy {
+    /// Waits until the access-log records that filters made since `mark` are on disk; at
+    /// once when they made none.
+    async fn await_durable(&self, mark: Option<u64>) {
+        let (Some(durability), Some(before)) = (&self.durability, mark) else {
+            return;
+        };
+        let now = durability.mark();
+        if now > before {
+            durability.synced_through(now).await;
+        }
+    }
+
     /// Serves a static route's file (after the filters); `Ok(false)` lets proxied routes go on.
     async fn serve_static_if_any(
         &self,

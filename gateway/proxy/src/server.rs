@@ -68,6 +68,8 @@ pub struct Gateway {
     traffic: Arc<TrafficBacklog>,
     /// Stops the access-log sink (after it wrote what is queued) and its task.
     access_log_stop: Mutex<Option<AccessLogStop>>,
+    /// What responses wait on for their access-log record to be on disk.
+    durability: Option<Arc<accesslog::Durability>>,
 }
 
 /// Tells the sink to finish; the receiver hears when it has (or was dropped).
@@ -156,6 +158,9 @@ impl Gateway {
                 .map_err(|e| ConfigError::Runtime(e.to_string()))?,
         );
         let mut access_log_stop = None;
+        let durability = access_log_queue.as_ref().map(|queue| {
+            Arc::new(queue.durability(&runtime, metrics.access_log.unsynced_responses.clone()))
+        });
         if let (Some(access_log), Some(queue)) = (options.access_log.clone(), access_log_queue) {
             let (stop, stopped) = tokio::sync::oneshot::channel();
             let (done, finished) = std::sync::mpsc::channel();
@@ -188,6 +193,7 @@ impl Gateway {
             background: Some(background),
             traffic,
             access_log_stop: Mutex::new(access_log_stop),
+            durability,
         })
     }
 
@@ -288,6 +294,7 @@ impl Gateway {
                 config: self.config.clone(),
                 metrics: self.metrics.clone(),
                 tls: listener.tls.is_some(),
+                durability: self.durability.clone(),
             };
             let mut service = http_proxy_service_with_name(
                 &server.configuration,

@@ -15,14 +15,10 @@
 //! installs Node.js and the provider's npm packages.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use paved_e2e::harness::{Reply, RunningGateway, send, start_echo_upstream, start_gateway};
+use paved_e2e::oidc_provider::{OidcProvider, node_available};
 use serde_json::{Value, json};
 
 /// The app's host as browsers reach it. `*.localhost` is a secure context for browsers, so
@@ -46,158 +42,63 @@ const API_HS_CONFUSED: &str = "urn:paved:test:hs256-with-public-key";
 // ---------------------------------------------------------------------------------------
 // The OpenID provider process
 
-/// `e2e/oidc-provider/server.mjs`, running until dropped.
-struct OidcProvider {
-    child: Child,
-    issuer: String,
-    addr: SocketAddr,
+/// Starts the provider with the test client, user and resources, plus `extra` options.
+fn start_idp(extra: &[&str]) -> OidcProvider {
+    let resources = json!([
+        {"indicator": API, "ttl": 300},
+        {"indicator": API_SHORT, "audience": API, "ttl": 1},
+        {"indicator": OTHER_API, "ttl": 300},
+        {"indicator": API_HS_CONFUSED, "audience": API, "sign": "hs256-public-key"},
+    ])
+    .to_string();
+    let mut args = vec![
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--redirect-uri",
+        CALLBACK,
+        "--user-sub",
+        USER,
+        "--user-password",
+        PASSWORD,
+        "--user-email",
+        EMAIL,
+        "--user-groups",
+        "staff,readers",
+        "--resources",
+        &resources,
+    ];
+    args.extend_from_slice(extra);
+    OidcProvider::start(&args)
 }
 
-impl Drop for OidcProvider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn provider_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e/oidc-provider")
-}
-
-/// Whether `node` can run; prints why the test skips when not.
-fn node_available(test: &str) -> bool {
-    match Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => true,
-        _ => {
-            eprintln!(
-                "skipping {test}: `node` is not installed; the test OpenID provider \
-                 (e2e/oidc-provider) runs on Node.js >= 20 (scripts/bootstrap.sh installs it)"
-            );
-            false
-        }
-    }
-}
-
-impl OidcProvider {
-    /// Starts a provider on a free port with the test user and client, plus `extra` options.
-    /// A provider that does not say it is ready within a minute is killed and started once
-    /// more: on a loaded machine (the whole suite at once) a Node.js start was seen to stall.
-    fn start(extra: &[&str]) -> OidcProvider {
-        match OidcProvider::try_start(extra) {
-            Ok(provider) => provider,
-            Err(first) => {
-                eprintln!("the OpenID provider did not start, starting it again:\n{first}");
-                OidcProvider::try_start(extra)
-                    .unwrap_or_else(|second| panic!("the OpenID provider did not start:\n{second}"))
-            }
-        }
-    }
-
-    fn try_start(extra: &[&str]) -> Result<OidcProvider, String> {
-        let dir = provider_dir();
-        assert!(
-            dir.join("node_modules/oidc-provider").is_dir(),
-            "{} has no node_modules: run scripts/bootstrap.sh (npm ci there)",
-            dir.display()
-        );
-        let resources = json!([
-            {"indicator": API, "ttl": 300},
-            {"indicator": API_SHORT, "audience": API, "ttl": 1},
-            {"indicator": OTHER_API, "ttl": 300},
-            {"indicator": API_HS_CONFUSED, "audience": API, "sign": "hs256-public-key"},
-        ])
-        .to_string();
-        let mut child = Command::new("node")
-            .arg("server.mjs")
-            .args(["--port", "0"])
-            .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
-            .args(["--redirect-uri", CALLBACK])
-            .args(["--user-sub", USER, "--user-password", PASSWORD])
-            .args(["--user-email", EMAIL, "--user-groups", "staff,readers"])
-            .args(["--resources", &resources])
-            .args(extra)
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn node e2e/oidc-provider/server.mjs");
-
-        // Drain both pipes for the provider's whole life, so it never blocks on a full pipe.
-        let stderr_text = Arc::new(Mutex::new(String::new()));
-        if let Some(mut stderr) = child.stderr.take() {
-            let sink = stderr_text.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stderr.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    if let Ok(mut s) = sink.lock() {
-                        s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                    }
-                }
-            });
-        }
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("oidc-provider ready ") {
-                    let _ = ready_tx.send(line);
-                }
-            }
-        });
-        let line = match ready_rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(stderr_text.lock().map(|s| s.clone()).unwrap_or_default());
-            }
-        };
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(name))
-                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-                .to_owned()
-        };
-        let issuer = field("issuer=");
-        let port: u16 = field("port=").parse().expect("a port");
-        Ok(OidcProvider {
-            child,
-            issuer,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        })
-    }
-
-    /// A `client_credentials` JWT access token for `resource`, as the provider issues it.
-    async fn service_token(&self, resource: &str) -> String {
-        let basic = format!("Basic {}", b64_std(&format!("{CLIENT_ID}:{CLIENT_SECRET}")));
-        let body = format!(
-            "grant_type=client_credentials&scope=api&resource={}",
-            percent_encode(resource)
-        );
-        let reply = send(
-            self.addr,
-            "POST",
-            "/token",
-            &[
-                ("host", &self.addr.to_string()),
-                ("authorization", &basic),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            body.as_bytes(),
-        )
-        .await;
-        assert_eq!(reply.status, 200, "{}", text(&reply));
-        let token = reply.json()["access_token"]
-            .as_str()
-            .expect("an access token")
-            .to_owned();
-        assert_eq!(token.split('.').count(), 3, "a JWT access token: {token}");
-        token
-    }
+/// A `client_credentials` JWT access token for `resource`, as the provider issues it.
+async fn service_token(idp: &OidcProvider, resource: &str) -> String {
+    let basic = format!("Basic {}", b64_std(&format!("{CLIENT_ID}:{CLIENT_SECRET}")));
+    let body = format!(
+        "grant_type=client_credentials&scope=api&resource={}",
+        percent_encode(resource)
+    );
+    let reply = send(
+        idp.addr,
+        "POST",
+        "/token",
+        &[
+            ("host", &idp.addr.to_string()),
+            ("authorization", &basic),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", text(&reply));
+    let token = reply.json()["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT access token: {token}");
+    token
 }
 
 // ---------------------------------------------------------------------------------------
@@ -271,7 +172,7 @@ routes:
 
 /// Starts the provider and the gateway, or `None` (the test skips) without `node`.
 fn setup(test: &str) -> Option<Setup> {
-    node_available(test).then(|| start_setup(OidcProvider::start(&[])))
+    node_available(test).then(|| start_setup(start_idp(&[])))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -908,8 +809,8 @@ async fn the_providers_access_tokens_pass_only_for_the_right_audience_issuer_key
         b64url(&random_bytes::<6>())
     ));
     let keys_arg = keys.to_string_lossy().into_owned();
-    let setup = start_setup(OidcProvider::start(&["--keys-file", &keys_arg]));
-    let other_tenant = OidcProvider::start(&["--keys-file", &keys_arg]);
+    let setup = start_setup(start_idp(&["--keys-file", &keys_arg]));
+    let other_tenant = start_idp(&["--keys-file", &keys_arg]);
     let _ = std::fs::remove_file(&keys);
 
     // No credentials: 401 with a bare challenge, no redirect for an API client.
@@ -928,7 +829,7 @@ async fn the_providers_access_tokens_pass_only_for_the_right_audience_issuer_key
     );
 
     // A token the provider issued for this API: in, as the service client, spoofing stripped.
-    let token = setup.idp.service_token(API).await;
+    let token = service_token(&setup.idp, API).await;
     assert_eq!(jwt_part(&token, 0)["typ"], "at+jwt");
     let ok = api_call(
         &setup,
@@ -967,16 +868,16 @@ async fn the_providers_access_tokens_pass_only_for_the_right_audience_issuer_key
     assert_refused(&elsewhere, "wrong_audience");
 
     // Another API's token.
-    let other = setup.idp.service_token(OTHER_API).await;
+    let other = service_token(&setup.idp, OTHER_API).await;
     assert_refused(&api_call(&setup, &other, &[]).await, "wrong_audience");
 
     // The same signing key, another issuer.
-    let foreign = other_tenant.service_token(API).await;
+    let foreign = service_token(&other_tenant, API).await;
     assert_eq!(jwt_part(&foreign, 0)["kid"], jwt_part(&token, 0)["kid"]);
     assert_refused(&api_call(&setup, &foreign, &[]).await, "wrong_issuer");
 
     // HS256 with the provider's public key as the HMAC secret (RS/HS confusion).
-    let confused = setup.idp.service_token(API_HS_CONFUSED).await;
+    let confused = service_token(&setup.idp, API_HS_CONFUSED).await;
     assert_eq!(jwt_part(&confused, 0)["alg"], "HS256");
     assert_refused(&api_call(&setup, &confused, &[]).await, "algorithm_refused");
 
@@ -986,7 +887,7 @@ async fn the_providers_access_tokens_pass_only_for_the_right_audience_issuer_key
     assert_refused(&api_call(&setup, &unsigned, &[]).await, "algorithm_refused");
 
     // A token that lived one second, presented after its `exp` (no skew on this route).
-    let short = setup.idp.service_token(API_SHORT).await;
+    let short = service_token(&setup.idp, API_SHORT).await;
     let exp = jwt_part(&short, 1)["exp"].as_u64().expect("exp");
     while now() <= exp {
         tokio::time::sleep(Duration::from_millis(200)).await;

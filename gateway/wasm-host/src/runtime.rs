@@ -160,6 +160,12 @@ impl Runtime {
         self.inner.shared.dequeue(queue_id).ok()
     }
 
+    /// How many items a queue has accepted since it was registered (0 for an unknown queue).
+    /// Items are taken in order, so a consumer that has taken this many has taken them all.
+    pub fn queue_accepted(&self, queue_id: u32) -> u64 {
+        self.inner.shared.accepted(queue_id).unwrap_or(0)
+    }
+
     /// Shared data and queues.
     pub(crate) fn shared_state(&self) -> Arc<SharedState> {
         self.inner.shared.clone()

@@ -53,6 +53,9 @@ struct Queues {
 #[derive(Debug)]
 struct Queue {
     items: VecDeque<Vec<u8>>,
+    /// Items ever accepted: a consumer that counts what it took knows when it has taken
+    /// everything enqueued up to a point (the access log's durability barrier).
+    accepted: u64,
     /// Told the queue's ID when an item arrives: the registering instance's driver.
     owner: QueueOwner,
 }
@@ -137,6 +140,7 @@ impl SharedState {
             id,
             Queue {
                 items: VecDeque::new(),
+                accepted: 0,
                 owner,
             },
         );
@@ -166,6 +170,7 @@ impl SharedState {
                 return Err(Status::NotFound);
             }
             queue.items.push_back(item.to_vec());
+            queue.accepted += 1;
             queue.owner.clone()
         };
         // The owner may be gone (its instance failed); the item stays for the next owner.
@@ -174,6 +179,13 @@ impl SharedState {
             queue_id,
         });
         Ok(())
+    }
+
+    /// How many items the queue has accepted since it was registered (items taken included).
+    pub fn accepted(&self, queue_id: u32) -> HostResult<u64> {
+        let queues = self.queues.lock().map_err(|_| Status::InternalFailure)?;
+        let queue = queues.by_id.get(&queue_id).ok_or(Status::NotFound)?;
+        Ok(queue.accepted)
     }
 
     /// Takes the oldest item; `Empty` when there is none.
@@ -253,5 +265,32 @@ mod tests {
         );
         assert_eq!(shared.dequeue(id), Ok(b"a".to_vec()));
         assert_eq!(shared.dequeue(id + 100), Err(Status::NotFound));
+    }
+
+    #[test]
+    fn queues_count_accepted_items_but_not_refused_ones() {
+        let shared = SharedState::with_limits(SharedLimits {
+            max_queue_items: 2,
+            ..SharedLimits::default()
+        });
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let owner = QueueOwner {
+            root_context_id: 1,
+            notify: tx,
+        };
+        let id = shared.register_queue("vm", "q", owner).expect("registered");
+        assert_eq!(shared.accepted(id), Ok(0));
+        shared.enqueue(id, b"a").expect("room");
+        shared.enqueue(id, b"b").expect("room");
+        assert!(shared.enqueue(id, b"c").is_err(), "full");
+        assert_eq!(shared.accepted(id), Ok(2));
+        shared.dequeue(id).expect("an item");
+        shared.enqueue(id, b"d").expect("room again");
+        assert_eq!(
+            shared.accepted(id),
+            Ok(3),
+            "taking items does not lower the count"
+        );
+        assert_eq!(shared.accepted(id + 1), Err(Status::NotFound));
     }
 }

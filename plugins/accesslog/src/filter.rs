@@ -1,4 +1,10 @@
-//! The request context: gather the facts in `on_log` and enqueue the record.
+//! The request context: gather the facts and enqueue the record, once per request.
+//!
+//! The record is made when the response's headers pass this filter, so that the gateway can
+//! have it on disk before the client has the response (its durability promise); `on_log`
+//! makes it for requests whose response this filter never saw (answered by an earlier filter,
+//! which the gateway logs before it sends, or abandoned by the client). Latency is therefore
+//! the time to the response's headers.
 
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
@@ -7,10 +13,10 @@ use log::warn;
 use paved_model::plugin_config::AccesslogConfig;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::MetricType;
+use proxy_wasm::types::{Action, MetricType};
 
 use crate::queue::Queue;
-use crate::record::{redact_path, Record};
+use crate::record::{Record, redact_path};
 use crate::time::rfc3339_millis;
 
 /// Filters whose decisions are read (`paved.decision.<name>`), besides those listed in the
@@ -35,12 +41,18 @@ pub const DROPPED_METRIC: &str = "paved_accesslog_dropped_total";
 pub struct AccesslogFilter {
     config: Rc<AccesslogConfig>,
     queue: Rc<Queue>,
+    /// Whether this request's record was made.
+    logged: bool,
 }
 
 impl AccesslogFilter {
     /// A context for one request.
     pub fn new(config: Rc<AccesslogConfig>, queue: Rc<Queue>) -> AccesslogFilter {
-        AccesslogFilter { config, queue }
+        AccesslogFilter {
+            config,
+            queue,
+            logged: false,
+        }
     }
 
     fn text(&self, path: &[&str]) -> Option<String> {
@@ -138,8 +150,12 @@ fn paved_client_ip(source: &str) -> String {
 
 impl Context for AccesslogFilter {}
 
-impl HttpContext for AccesslogFilter {
-    fn on_log(&mut self) {
+impl AccesslogFilter {
+    /// Makes and enqueues the record, once.
+    fn log_once(&mut self) {
+        if std::mem::replace(&mut self.logged, true) {
+            return;
+        }
         let record = self.record();
         if !self.queue.push(self, &record.to_json()) {
             warn!(
@@ -150,5 +166,16 @@ impl HttpContext for AccesslogFilter {
                 let _ = hostcalls::increment_metric(id, 1);
             }
         }
+    }
+}
+
+impl HttpContext for AccesslogFilter {
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.log_once();
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        self.log_once();
     }
 }

@@ -1,7 +1,7 @@
 //! `accesslog`: Paved's structured access log as a Proxy-Wasm filter.
 //!
-//! In `on_log` (after the response, whatever happened to the request) it builds one JSON
-//! record — time, request ID, app and route, method, path with secret-looking query
+//! When the response's headers pass it (or in `on_log`, for a response it never saw) it
+//! builds one JSON record — time, request ID, app and route, method, path with secret-looking query
 //! parameters redacted, status, latency, sizes, client IP, identity subject, and the decision
 //! of every filter (`paved.decision.*`, `paved.waf.*`, `paved.ratelimit.*`) — and enqueues it
 //! on the shared queue `paved.accesslog` of VM `paved`, which the gateway drains into its

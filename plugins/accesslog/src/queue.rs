@@ -39,7 +39,9 @@ impl Queue {
             return Some(id);
         }
         if self.id.get().is_none() {
-            warn!("accesslog: queue {VM_ID}/{NAME} not registered by the gateway; registering {NAME} in this plugin's VM");
+            warn!(
+                "accesslog: queue {VM_ID}/{NAME} not registered by the gateway; registering {NAME} in this plugin's VM"
+            );
             self.id.set(hostcalls::register_shared_queue(NAME).ok());
             self.own.set(true);
         }

@@ -301,6 +301,8 @@ pub struct PropertiesConfig {
     pub set_value: String,
     /// A request header read through the property path `request.headers.<name>`.
     pub header: String,
+    /// Prefix of the report headers, so that two plugins of one chain report apart.
+    pub prefix: String,
 }
 
 impl Default for PropertiesConfig {
@@ -309,6 +311,7 @@ impl Default for PropertiesConfig {
             set_path: "conformance.custom".into(),
             set_value: "custom-value".into(),
             header: "x-probe".into(),
+            prefix: "x-prop-".into(),
         }
     }
 }

@@ -12,7 +12,7 @@ use proxy_wasm::types::Action;
 use proxy_wasm::types::{Bytes, Status};
 
 use crate::config::PropertiesConfig;
-use crate::util::{header_safe, property_path, status_name, ABSENT};
+use crate::util::{ABSENT, header_safe, property_path, status_name};
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -50,9 +50,10 @@ const RESPONSE_PROPERTIES: &[(&str, Kind)] = &[
 ];
 
 /// `request.path` → `x-prop-request-path`; `plugin_name` → `x-prop-plugin-name` (underscores
-/// become dashes too: some proxies drop header names with underscores).
-fn header_name(property: &str) -> String {
-    format!("x-prop-{}", property.replace(['.', '_'], "-"))
+/// become dashes too: some proxies drop header names with underscores), with the default
+/// `prefix`.
+fn header_name(prefix: &str, property: &str) -> String {
+    format!("{prefix}{}", property.replace(['.', '_'], "-"))
 }
 
 fn invalid(bytes: &[u8]) -> String {
@@ -124,13 +125,13 @@ impl HttpContext for Properties {
         let config = &self.config;
         let mut report: Vec<(String, String)> = REQUEST_PROPERTIES
             .iter()
-            .map(|&(name, kind)| (header_name(name), render(kind, read(name))))
+            .map(|&(name, kind)| (header_name(&config.prefix, name), render(kind, read(name))))
             .collect();
         // One header through the property tree: `request.headers` indexed by name.
         let mut path = vec!["request", "headers"];
         path.push(&config.header);
         report.push((
-            "x-prop-request-header".into(),
+            header_name(&config.prefix, "request-header"),
             render(Kind::String, hostcalls::get_property(path)),
         ));
         // The SDK panics unless the host answers OK: a host must accept plugin-defined paths.
@@ -139,7 +140,7 @@ impl HttpContext for Properties {
             Some(config.set_value.as_bytes()),
         );
         report.push((
-            "x-prop-custom".into(),
+            header_name(&config.prefix, "custom"),
             render(Kind::String, read(&config.set_path)),
         ));
         self.report = report;
@@ -147,15 +148,17 @@ impl HttpContext for Properties {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let prefix = &self.config.prefix;
         for (name, value) in &self.report {
             self.set_http_response_header(name, Some(value));
         }
         for &(name, kind) in RESPONSE_PROPERTIES {
-            self.set_http_response_header(&header_name(name), Some(&render(kind, read(name))));
+            let value = render(kind, read(name));
+            self.set_http_response_header(&header_name(prefix, name), Some(&value));
         }
         // Still there in a later phase of the same stream.
         let later = render(Kind::String, read(&self.config.set_path));
-        self.set_http_response_header("x-prop-custom-later", Some(&later));
+        self.set_http_response_header(&header_name(prefix, "custom-later"), Some(&later));
         Action::Continue
     }
 }

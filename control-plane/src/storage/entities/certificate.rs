@@ -9,9 +9,9 @@ pub struct Model {
     /// Row id.
     #[sea_orm(primary_key)]
     pub id: i64,
-    /// `ca` or `leaf`.
+    /// `ca`, `leaf`, or `acme-account` (an ACME account's credentials, in `key_pem`).
     pub kind: String,
-    /// The domain (for `leaf`) or the CA's name.
+    /// The domain (for `leaf`), the CA's name, or the ACME directory URL (`acme-account`).
     pub domain: String,
     /// Which issuer made it (`internal-ca`, ...).
     pub issuer: String,

@@ -6,6 +6,7 @@ pub mod api_token;
 pub mod app;
 pub mod audit_log;
 pub mod certificate;
+pub mod external_identity;
 pub mod flow_batch;
 pub mod flow_edge;
 pub mod flow_record;

@@ -1,14 +1,23 @@
 //! TLS automation behind traits.
 //!
 //! - [`CertificateIssuer`] issues a certificate for one domain. Implementations:
-//!   [`InternalCa`] (exists: an rcgen certificate authority whose root is created once and kept
-//!   in the database). An ACME issuer (RFC 8555, e.g. Let's Encrypt) is a future implementation
-//!   of the same trait, completing `dns-01` challenges through a [`DnsProvider`].
-//! - [`DnsProvider`] publishes DNS records (ACME challenges, app domains). No implementation
-//!   exists yet; Route 53 (through the AWS SDK) and Cloudflare are the planned ones.
+//!   [`InternalCa`] (an rcgen certificate authority whose root is created once and kept in the
+//!   database; the default) and [`AcmeIssuer`] (RFC 8555, e.g. Let's Encrypt, with `dns-01`
+//!   challenges completed through a [`DnsProvider`]).
+//! - [`DnsProvider`] publishes DNS records (ACME challenges, app domains). Implementations:
+//!   [`Rfc2136Dns`] (TSIG-signed RFC 2136 dynamic updates to an authoritative server: BIND,
+//!   Knot, PowerDNS, ...). Hosted APIs (Route 53, Cloudflare) would be further implementations.
 //! - [`CertificateManager`] keeps one valid certificate per app domain in the database,
 //!   issuing missing ones and renewing those close to expiry; the compiled snapshot carries them
 //!   in its TLS listeners.
+//! - [`build_manager`] makes the manager with the issuer that
+//!   [`crate::config::IssuerSettings`] selects.
+
+pub mod acme;
+pub mod rfc2136;
+
+pub use acme::AcmeIssuer;
+pub use rfc2136::Rfc2136Dns;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +50,81 @@ pub enum TlsError {
     /// Stored material does not parse.
     #[error("stored certificate material is unreadable: {0}")]
     Stored(String),
+    /// The issuer's or DNS provider's settings are unusable (bad key, unreadable CA bundle).
+    #[error("TLS settings: {0}")]
+    Config(String),
+    /// A step of an ACME order failed.
+    #[error("ACME certificate for `{domain}` failed at step `{step}`: {reason}")]
+    Acme {
+        /// The domain being certified (or the directory URL for account steps).
+        domain: String,
+        /// The step that failed.
+        step: AcmeStep,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A DNS update could not be sent or its answer is unusable.
+    #[error("DNS {operation} of `{name}` failed: {reason}")]
+    Dns {
+        /// The record name.
+        name: String,
+        /// What was attempted (`set TXT`, `remove TXT`, `point at gateways`).
+        operation: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The DNS server answered a DNS update with an error RCODE.
+    #[error("DNS {operation} of `{name}` rejected by the server: {rcode}")]
+    DnsRejected {
+        /// The record name.
+        name: String,
+        /// What was attempted.
+        operation: &'static str,
+        /// The RCODE's mnemonic and meaning, such as `REFUSED (Query Refused)`.
+        rcode: String,
+    },
+}
+
+/// The steps of an ACME issuance, named in [`TlsError::Acme`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeStep {
+    /// Creating or loading the ACME account.
+    Account,
+    /// Creating the order.
+    Order,
+    /// Fetching an authorization or finding its `dns-01` challenge.
+    Authorization,
+    /// Publishing the `_acme-challenge` TXT record.
+    PublishChallenge,
+    /// Telling the server the challenge is ready.
+    ChallengeReady,
+    /// Waiting for the order to become ready (the server validates the challenge).
+    Validation,
+    /// Sending the CSR.
+    Finalize,
+    /// Downloading the certificate chain.
+    Download,
+    /// Removing the `_acme-challenge` TXT record.
+    RemoveChallenge,
+    /// The overall time limit of one issuance passed.
+    Timeout,
+}
+
+impl std::fmt::Display for AcmeStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AcmeStep::Account => "account",
+            AcmeStep::Order => "order",
+            AcmeStep::Authorization => "authorization",
+            AcmeStep::PublishChallenge => "publish dns-01 TXT record",
+            AcmeStep::ChallengeReady => "challenge ready",
+            AcmeStep::Validation => "validation",
+            AcmeStep::Finalize => "finalize",
+            AcmeStep::Download => "download certificate",
+            AcmeStep::RemoveChallenge => "remove dns-01 TXT record",
+            AcmeStep::Timeout => "overall timeout",
+        })
+    }
 }
 
 /// A certificate chain and its private key, for one domain.
@@ -79,13 +163,14 @@ pub trait CertificateIssuer: Send + Sync {
     async fn issue(&self, domain: &str, validity: Duration) -> Result<IssuedCertificate, TlsError>;
 }
 
-/// Something that publishes DNS records, for ACME `dns-01` challenges and app domains. No
-/// implementation exists yet (see the module documentation).
+/// Something that publishes DNS records, for ACME `dns-01` challenges and app domains
+/// (implementations: see the module documentation).
 #[async_trait::async_trait]
 pub trait DnsProvider: Send + Sync {
-    /// Creates or replaces a TXT record.
+    /// Adds the TXT record `name` = `value` (idempotent). Other values at `name` stay: ACME
+    /// may need two at once (a wildcard and its base domain share `_acme-challenge.<base>`).
     async fn set_txt(&self, name: &str, value: &str, ttl: Duration) -> Result<(), TlsError>;
-    /// Removes a TXT record.
+    /// Removes the TXT record `name` = `value` (nothing happens when it does not exist).
     async fn remove_txt(&self, name: &str, value: &str) -> Result<(), TlsError>;
     /// Points `name` at the gateways (A/AAAA or CNAME, as the provider sees fit).
     async fn point_at_gateways(&self, name: &str, targets: &[String]) -> Result<(), TlsError>;
@@ -259,6 +344,8 @@ impl CertificateIssuer for InternalCa {
 #[derive(Clone)]
 pub struct CertificateManager {
     issuer: Arc<dyn CertificateIssuer>,
+    /// Signs `localhost` when `issuer` cannot (ACME).
+    local: Option<Arc<InternalCa>>,
     validity: Duration,
     renew_before: Duration,
 }
@@ -282,6 +369,7 @@ impl CertificateManager {
     ) -> CertificateManager {
         CertificateManager {
             issuer,
+            local: None,
             validity,
             renew_before,
         }
@@ -319,12 +407,16 @@ impl CertificateManager {
                 });
                 continue;
             }
-            let cert = self.issuer.issue(domain, self.validity).await?;
-            tracing::info!(domain = %domain, issuer = self.issuer.name(), not_after = %cert.not_after, "issued a certificate");
+            let issuer: &dyn CertificateIssuer = match &self.local {
+                Some(local) if domain == "localhost" => local.as_ref(),
+                _ => self.issuer.as_ref(),
+            };
+            let cert = issuer.issue(domain, self.validity).await?;
+            tracing::info!(domain = %domain, issuer = issuer.name(), not_after = %cert.not_after, "issued a certificate");
             certificate::ActiveModel {
                 kind: Set("leaf".into()),
                 domain: Set(domain.clone()),
-                issuer: Set(self.issuer.name().to_string()),
+                issuer: Set(issuer.name().to_string()),
                 cert_pem: Set(cert.cert_pem.clone()),
                 key_pem: Set(cert.key_pem.clone()),
                 not_before: Set(cert.not_before),
@@ -393,6 +485,38 @@ impl CertificateManager {
             }
         }
         Ok(false)
+    }
+}
+
+/// The certificate manager that `settings` selects, with the internal CA's certificate when
+/// the internal CA is the issuer (what `GET /v1/ca.pem` serves).
+///
+/// With ACME this contacts the directory (account created or loaded) and fails when it cannot:
+/// the control plane does not start half-configured. `localhost` (the placeholder certificate
+/// of a TLS listener before the first app) is still signed by the internal CA: no public CA
+/// issues it.
+pub async fn build_manager<C: ConnectionTrait>(
+    db: &C,
+    settings: &crate::config::CertificateSettings,
+) -> Result<(CertificateManager, Option<String>), crate::Error> {
+    use crate::config::{DnsProviderSettings, IssuerSettings};
+    let ca = Arc::new(InternalCa::load_or_create(db).await?);
+    match &settings.issuer {
+        IssuerSettings::InternalCa => {
+            let pem = ca.cert_pem().to_string();
+            let manager = CertificateManager::new(ca, settings.validity, settings.renew_before);
+            Ok((manager, Some(pem)))
+        }
+        IssuerSettings::Acme(acme) => {
+            let dns: Arc<dyn DnsProvider> = match &acme.dns {
+                DnsProviderSettings::Rfc2136(rfc2136) => Arc::new(Rfc2136Dns::new(rfc2136)?),
+            };
+            let issuer = AcmeIssuer::load_or_create(db, acme, dns).await?;
+            let mut manager =
+                CertificateManager::new(Arc::new(issuer), settings.validity, settings.renew_before);
+            manager.local = Some(ca);
+            Ok((manager, None))
+        }
     }
 }
 
