@@ -223,6 +223,53 @@ pub struct Reply {
     pub set_cookies: Vec<String>,
 }
 
+/// A client's cookies for one site, as a browser keeps them: set by `Set-Cookie`, removed
+/// when expired or emptied, sent back as one `Cookie` header.
+#[derive(Debug, Default, Clone)]
+pub struct CookieJar(std::collections::BTreeMap<String, String>);
+
+impl CookieJar {
+    /// Takes the cookies a response sets (and drops those it deletes).
+    pub fn take(&mut self, reply: &Reply) {
+        for set in &reply.set_cookies {
+            let mut parts = set.split(';');
+            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            let deleted = value.trim().is_empty()
+                || parts.any(|a| {
+                    let a = a.trim().to_ascii_lowercase();
+                    a == "max-age=0" || a.starts_with("expires=thu, 01 jan 1970")
+                });
+            if deleted {
+                self.0.remove(name.trim());
+            } else {
+                self.0
+                    .insert(name.trim().to_owned(), value.trim().to_owned());
+            }
+        }
+    }
+
+    /// The value of a cookie.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// The names of the cookies kept.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The `Cookie` header value (empty when there is none).
+    pub fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 impl Reply {
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {

@@ -26,7 +26,7 @@ use paved_control_plane::auth::{Principal, Role};
 use paved_control_plane::config::{ExternalOidcSettings, GroupMapping};
 use paved_control_plane::services::NewUser;
 use paved_control_plane::{ControlPlane, ControlPlaneConfig};
-use paved_e2e::harness::{Reply, send};
+use paved_e2e::harness::{CookieJar, Reply, send};
 use paved_e2e::oidc_provider::{OidcProvider, node_available};
 use serde_json::{Value, json};
 
@@ -160,42 +160,9 @@ async fn start(label: &str, sub: &str, groups: &str) -> (OidcProvider, Console) 
 // A browser: cookie jars per host and redirects followed by hand
 
 #[derive(Default)]
-struct Jar(BTreeMap<String, String>);
-
-impl Jar {
-    fn take(&mut self, reply: &Reply) {
-        for set in &reply.set_cookies {
-            let mut parts = set.split(';');
-            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
-                continue;
-            };
-            let deleted = value.trim().is_empty()
-                || parts.any(|a| {
-                    let a = a.trim().to_ascii_lowercase();
-                    a == "max-age=0" || a.starts_with("expires=thu, 01 jan 1970")
-                });
-            if deleted {
-                self.0.remove(name.trim());
-            } else {
-                self.0
-                    .insert(name.trim().to_owned(), value.trim().to_owned());
-            }
-        }
-    }
-
-    fn header(&self) -> String {
-        self.0
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
-
-#[derive(Default)]
 struct Browser {
     /// Cookies by `host:port`.
-    jars: BTreeMap<String, Jar>,
+    jars: BTreeMap<String, CookieJar>,
 }
 
 /// `(authority, path and query)` of an absolute `http://` URL.

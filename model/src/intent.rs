@@ -588,16 +588,16 @@ pub struct Cors {
 }
 
 impl Default for Cors {
+    /// The `headers` plugin's own defaults.
     fn default() -> Self {
+        let plugin = crate::plugin_config::CorsConfig::default();
         Cors {
-            allowed_origins: Vec::new(),
-            allowed_methods: ["GET", "HEAD", "POST"].map(String::from).to_vec(),
-            allowed_headers: ["accept", "content-type", "authorization"]
-                .map(String::from)
-                .to_vec(),
-            exposed_headers: Vec::new(),
-            allow_credentials: false,
-            max_age_secs: 600,
+            allowed_origins: plugin.allowed_origins,
+            allowed_methods: plugin.allowed_methods,
+            allowed_headers: plugin.allowed_headers,
+            exposed_headers: plugin.exposed_headers,
+            allow_credentials: plugin.allow_credentials,
+            max_age_secs: plugin.max_age_secs,
         }
     }
 }

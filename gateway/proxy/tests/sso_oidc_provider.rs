@@ -14,10 +14,11 @@
 //! The tests skip (saying so) only when `node` is not installed; `scripts/bootstrap.sh`
 //! installs Node.js and the provider's npm packages.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use paved_e2e::harness::{Reply, RunningGateway, send, start_echo_upstream, start_gateway};
+use paved_e2e::harness::{
+    CookieJar, Reply, RunningGateway, send, start_echo_upstream, start_gateway,
+};
 use paved_e2e::oidc_provider::{OidcProvider, node_available};
 use serde_json::{Value, json};
 
@@ -178,43 +179,10 @@ fn setup(test: &str) -> Option<Setup> {
 // ---------------------------------------------------------------------------------------
 // A browser: two cookie jars and redirects followed by hand
 
-#[derive(Default)]
-struct Jar(BTreeMap<String, String>);
-
-impl Jar {
-    fn take(&mut self, reply: &Reply) {
-        for set in &reply.set_cookies {
-            let mut parts = set.split(';');
-            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
-                continue;
-            };
-            let deleted = value.trim().is_empty()
-                || parts.any(|a| {
-                    let a = a.trim().to_ascii_lowercase();
-                    a == "max-age=0" || a.starts_with("expires=thu, 01 jan 1970")
-                });
-            if deleted {
-                self.0.remove(name.trim());
-            } else {
-                self.0
-                    .insert(name.trim().to_owned(), value.trim().to_owned());
-            }
-        }
-    }
-
-    fn header(&self) -> String {
-        self.0
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
-
 struct Browser<'a> {
     setup: &'a Setup,
-    app: Jar,
-    idp: Jar,
+    app: CookieJar,
+    idp: CookieJar,
 }
 
 /// What one sign-in went through.
@@ -233,8 +201,8 @@ impl<'a> Browser<'a> {
     fn new(setup: &'a Setup) -> Browser<'a> {
         Browser {
             setup,
-            app: Jar::default(),
-            idp: Jar::default(),
+            app: CookieJar::default(),
+            idp: CookieJar::default(),
         }
     }
 
@@ -608,9 +576,9 @@ async fn a_browser_signs_in_at_oidc_provider_and_the_upstream_gets_a_verifiable_
         "host-only: {session}"
     );
     assert!(
-        browser.app.0.keys().all(|name| name == "paved_session"),
+        browser.app.names().all(|name| name == "paved_session"),
         "the login cookie is cleared: {:?}",
-        browser.app.0.keys()
+        browser.app.names().collect::<Vec<_>>()
     );
 
     // Signed in: the upstream sees the identity, and none of the client's spoofed headers.
@@ -715,10 +683,9 @@ async fn a_tampered_session_cookie_is_refused_and_cleared() {
     assert_eq!(signed_in.done.status, 302, "{}", text(&signed_in.done));
     let session = browser
         .app
-        .0
         .get("paved_session")
         .expect("a session")
-        .clone();
+        .to_owned();
     assert_eq!(browser.visit("/", &[]).await.status, 200);
 
     // Flip one bit in the middle of the sealed value.
