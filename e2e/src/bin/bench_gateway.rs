@@ -93,10 +93,10 @@ fn chain_filters(issuer: &StaticIssuer) -> anyhow::Result<Vec<(&'static str, Str
     Ok(filters)
 }
 
-/// The route of (c): every filter of the chain, configured as YAML single-quoted JSON.
-fn chain_route(filters: &[(&str, String)]) -> String {
+/// A route under `path` with these filters, each configured as YAML single-quoted JSON.
+fn chain_route(path: &str, filters: &[(&str, String)]) -> String {
     let mut route =
-        String::from("  - host: \"*\"\n    path_prefix: /chain\n    cluster: app\n    plugins:\n");
+        format!("  - host: \"*\"\n    path_prefix: {path}\n    cluster: app\n    plugins:\n");
     for (name, config) in filters {
         let config = config.replace('\'', "''");
         let _ = writeln!(
@@ -105,6 +105,15 @@ fn chain_route(filters: &[(&str, String)]) -> String {
         );
     }
     route
+}
+
+/// The chain without its `accesslog` filter.
+fn without_accesslog(filters: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    filters
+        .iter()
+        .filter(|(name, _)| *name != "accesslog")
+        .cloned()
+        .collect()
 }
 
 /// Before (c) is measured: it must answer 200 (the upstream's `ok`) to `token`, and 401 to
@@ -235,13 +244,17 @@ fn main() -> anyhow::Result<()> {
     let issuer = StaticIssuer::start().context("starting the static OpenID issuer")?;
     let filters = chain_filters(&issuer)?;
     let config = CONFIG
-        .replace("{chain}", &chain_route(&filters))
+        .replace(
+            "{chain}",
+            &(chain_route("/chain", &filters)
+                + &chain_route("/unlogged", &without_accesslog(&filters))),
+        )
         .replace("{idp_cluster}", IDP_CLUSTER)
         .replace("{idp}", &issuer.addr.to_string());
     // One token for the whole run, as an API client reuses its access token: authn verifies it
     // once and then finds it in its cache of verified tokens. It outlives the longest run these
-    // arguments make (4 targets, warm-up included) by an hour.
-    let planned = Duration::from_secs((seconds + 2) * 4 * rounds as u64);
+    // arguments make (5 targets, warm-up included) by an hour.
+    let planned = Duration::from_secs((seconds + 2) * 5 * rounds as u64);
     let ttl = planned + Duration::from_secs(3600);
     let token = issuer.client_token(BENCH_CLIENT, GATEWAY_CLIENT, ttl);
     // The same claims under the issuer's `kid`, signed by a key the issuer never published.
@@ -287,6 +300,12 @@ fn main() -> anyhow::Result<()> {
         Target {
             label: format!("(c) gateway, chain: {}", names.join(" → ")),
             url: format!("http://{}/chain", gateway.addr),
+            headers: vec![("authorization", format!("Bearer {token}"))],
+        },
+        // What the access log's durability costs: the same chain without `accesslog`.
+        Target {
+            label: "(c′) the same chain without accesslog".to_owned(),
+            url: format!("http://{}/unlogged", gateway.addr),
             headers: vec![("authorization", format!("Bearer {token}"))],
         },
     ];
