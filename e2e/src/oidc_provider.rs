@@ -145,3 +145,37 @@ impl OidcProvider {
         })
     }
 }
+
+/// The URL a page's (first) form posts to, HTML entities for `&` undone: how a test submits the
+/// provider's login form.
+pub fn form_action(page: &str) -> String {
+    let start = page
+        .find("action=\"")
+        .unwrap_or_else(|| panic!("no form in {page}"))
+        + "action=\"".len();
+    let end = page[start..].find('"').expect("closing quote") + start;
+    page[start..end].replace("&#38;", "&")
+}
+
+/// `s` percent-encoded for a form or query value (everything but RFC 3986's unreserved
+/// characters).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An `Authorization: Basic` value for a client at the token endpoint.
+pub fn basic_authorization(client_id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    let credentials = format!("{client_id}:{secret}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}

@@ -27,7 +27,9 @@ use paved_control_plane::config::{ExternalOidcSettings, GroupMapping};
 use paved_control_plane::services::NewUser;
 use paved_control_plane::{ControlPlane, ControlPlaneConfig};
 use paved_e2e::harness::{CookieJar, Reply, send};
-use paved_e2e::oidc_provider::{OidcProvider, node_available};
+use paved_e2e::oidc_provider::{
+    OidcProvider, basic_authorization, form_action, node_available, percent_encode,
+};
 use serde_json::{Value, json};
 
 /// The UI's client at the provider.
@@ -192,26 +194,6 @@ fn location(reply: &Reply) -> String {
         .header("location")
         .unwrap_or_else(|| panic!("no location in a {} reply: {}", reply.status, text(reply)))
         .to_owned()
-}
-
-fn form_action(page: &str) -> String {
-    let start = page
-        .find("action=\"")
-        .unwrap_or_else(|| panic!("no form in {page}"))
-        + "action=\"".len();
-    let end = page[start..].find('"').expect("closing quote") + start;
-    page[start..end].replace("&#38;", "&")
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The value of query parameter `name` of `url` (as sent, not decoded).
@@ -439,7 +421,7 @@ async fn forward(
         );
         for (name, value) in &mut headers {
             if name == "authorization" && value.starts_with("Basic ") {
-                *value = format!("Basic {}", b64_std(&format!("{other}:{CLIENT_SECRET}")));
+                *value = basic_authorization(other, CLIENT_SECRET);
             }
         }
     }
@@ -471,28 +453,6 @@ async fn forward(
     response
         .body(Full::new(Bytes::from(out)))
         .expect("a response")
-}
-
-fn b64_std(s: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let data = s.as_bytes();
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------

@@ -204,7 +204,6 @@ pub async fn run(
             let result = tokio::task::spawn_blocking(move || append(&opts, &batch))
                 .await
                 .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-            wait = drained || result.is_err();
             match result {
                 Ok(()) => {
                     metrics.written.inc_by(pending_records);
@@ -221,8 +220,9 @@ pub async fn run(
                 }
             }
         }
+        // Keep draining while the queue has more; after a failed write, retry in a second.
+        wait = drained || !pending.is_empty();
         if pending.is_empty() {
-            wait = drained;
             synced.send_replace(taken);
         }
         if stopping && drained && pending.is_empty() {

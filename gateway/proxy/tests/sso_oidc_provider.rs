@@ -19,7 +19,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use paved_e2e::harness::{
     CookieJar, Reply, RunningGateway, send, start_echo_upstream, start_gateway,
 };
-use paved_e2e::oidc_provider::{OidcProvider, node_available};
+use paved_e2e::oidc_provider::{
+    OidcProvider, basic_authorization, form_action, node_available, percent_encode,
+};
 use serde_json::{Value, json};
 
 /// The app's host as browsers reach it. `*.localhost` is a secure context for browsers, so
@@ -76,7 +78,7 @@ fn start_idp(extra: &[&str]) -> OidcProvider {
 
 /// A `client_credentials` JWT access token for `resource`, as the provider issues it.
 async fn service_token(idp: &OidcProvider, resource: &str) -> String {
-    let basic = format!("Basic {}", b64_std(&format!("{CLIENT_ID}:{CLIENT_SECRET}")));
+    let basic = basic_authorization(CLIENT_ID, CLIENT_SECRET);
     let body = format!(
         "grant_type=client_credentials&scope=api&resource={}",
         percent_encode(resource)
@@ -314,15 +316,6 @@ fn absolute(base: &str, location: &str) -> String {
     }
 }
 
-fn form_action(page: &str) -> String {
-    let start = page
-        .find("action=\"")
-        .unwrap_or_else(|| panic!("no form in {page}"))
-        + "action=\"".len();
-    let end = page[start..].find('"').expect("closing quote") + start;
-    page[start..end].replace("&#38;", "&")
-}
-
 /// The decoded values of query parameter `name` of `url`.
 fn query_params(url: &str, name: &str) -> Vec<String> {
     let query = url.split_once('?').map_or("", |(_, q)| q);
@@ -369,17 +362,6 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut out)
@@ -405,10 +387,6 @@ fn b64_std_bytes(data: &[u8]) -> String {
         }
     }
     out
-}
-
-fn b64_std(s: &str) -> String {
-    b64_std_bytes(s.as_bytes())
 }
 
 fn b64url(data: &[u8]) -> String {
