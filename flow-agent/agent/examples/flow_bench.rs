@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! sudo cargo run --release -p paved-flow-agent --example flow_bench -- \
-//!     [--rates 1000,5000,20000] [--seconds 10] [--no-baseline]
+//!     [--rates 1000,5000,20000] [--seconds 10] [--no-baseline] [--per-connection]
 //! ```
 //!
 //! For each rate, a load generator (a child process: this binary with `--loadgen`)
@@ -25,6 +25,10 @@
 //! * the load generator's own CPU (user + system of the child), and, unless
 //!   `--no-baseline`, the same load's CPU with no agent loaded.
 //!
+//! `--per-connection` runs the probe in `ReportMode::PerConnection` (a ring-buffer
+//! record per closing socket, summed in user space) instead of the default in-kernel
+//! aggregation, to compare the two.
+//!
 //! Each cost is given as a share of one core over the run's wall time, and as a ratio
 //! to the load generator's CPU. Needs root (or CAP_BPF + CAP_PERFMON).
 
@@ -42,7 +46,7 @@ use std::{
 
 use paved_flow_agent::{
     AgentIdentity, AgentSettings, BacklogSettings, FlowAgent, FlowConfig, FlowProbe, ProbeSource,
-    ProgramStats, enable_bpf_stats, program_stats_by_id,
+    ProgramStats, ReportMode, enable_bpf_stats, program_stats_by_id,
 };
 use paved_flow_proto::AgentId;
 use paved_flow_transport::channel::channel;
@@ -64,6 +68,7 @@ fn main() {
     let mut rates = vec![1_000u64, 5_000, 20_000];
     let mut seconds = 10.0f64;
     let mut baseline = true;
+    let mut per_connection = false;
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -82,6 +87,7 @@ fn main() {
                 i += 1;
             }
             "--no-baseline" => baseline = false,
+            "--per-connection" => per_connection = true,
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -93,7 +99,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    runtime.block_on(bench(rates, seconds, baseline));
+    runtime.block_on(bench(rates, seconds, baseline, per_connection));
 }
 
 /// What the load generator reports.
@@ -124,7 +130,7 @@ fn run_loadgen(rate: u64, seconds: f64) -> LoadReport {
     }
 }
 
-async fn bench(rates: Vec<u64>, seconds: f64, baseline: bool) {
+async fn bench(rates: Vec<u64>, seconds: f64, baseline: bool, per_connection: bool) {
     let mut baselines = Vec::new();
     if baseline {
         for &rate in &rates {
@@ -139,7 +145,12 @@ async fn bench(rates: Vec<u64>, seconds: f64, baseline: bool) {
     }
 
     let _stats = enable_bpf_stats().expect("enabling BPF statistics (needs root)");
-    let probe = FlowProbe::start().expect("flow probe starts (needs root)");
+    let mut probe = FlowProbe::start().expect("flow probe starts (needs root)");
+    if per_connection {
+        probe
+            .set_report_mode(ReportMode::PerConnection)
+            .expect("per-connection mode");
+    }
     let programs = probe.program_stats().expect("program statistics");
     let (sink, receiver) = channel(64);
     tokio::spawn(async move {
@@ -160,14 +171,18 @@ async fn bench(rates: Vec<u64>, seconds: f64, baseline: bool) {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (&rate, baseline) in rates.iter().zip(baselines) {
+        // Count from an interval boundary: closes are summed in the kernel until then.
+        agent.flush_now().await;
         let before_cpu = self_cpu_seconds();
         let before_bpf = bpf_totals(&programs);
         let before = agent.metrics();
         let load = tokio::task::spawn_blocking(move || run_loadgen(rate, seconds))
             .await
             .expect("load generator");
-        // Let the last records drain (poll interval 100 ms) before reading counters.
+        // Let the last records drain (poll interval 100 ms), then end the interval so
+        // the kernel's sums are read, before reading counters.
         tokio::time::sleep(Duration::from_millis(500)).await;
+        agent.flush_now().await;
         let after_cpu = self_cpu_seconds();
         let after_bpf = bpf_totals(&programs);
         let after = agent.metrics();

@@ -17,7 +17,8 @@ use tokio::{
 };
 
 use crate::{
-    FlowProbe, ProbeError,
+    FlowProbe, KernelCounters, ProbeError,
+    aggregates::KernelAggregate,
     clock::KtimeClock,
     config::{ConfigError, FlowConfig},
     export::{
@@ -103,7 +104,7 @@ impl FlowAgent {
     /// Runs the agent on any source. Must be called inside a tokio runtime.
     pub fn spawn<S: FlowSource + 'static>(
         settings: AgentSettings,
-        source: S,
+        mut source: S,
         sink: Arc<dyn FlowSink>,
         mut config: watch::Receiver<FlowConfig>,
     ) -> Result<AgentHandle, AgentError> {
@@ -119,11 +120,12 @@ impl FlowAgent {
         let (flush_tx, flush_rx) = mpsc::channel(4);
         let mut aggregator = Aggregator::new();
         aggregator.set_guard_age_ns(sweep_min_age(initial.interval).as_nanos() as u64);
+        let source_samples = source.set_sampling_rate(initial.sampling_rate);
         let pipeline = Pipeline {
             source,
             config,
             config_open: true,
-            filter: RecordFilter::new(&initial),
+            filter: RecordFilter::new(&initial, !source_samples),
             config_now: initial.clone(),
             aggregator,
             enricher: Enricher::new(&settings.enrich),
@@ -132,7 +134,8 @@ impl FlowAgent {
             sequence: 0,
             interval_start_ms: unix_ms_now(),
             interval_started: Instant::now(),
-            dropped_before: 0,
+            counters_before: KernelCounters::default(),
+            kernel_aggregates: Vec::new(),
             batches: batches_tx,
             metrics: Arc::clone(&metrics),
             buf: Vec::with_capacity(settings.read_batch.max(1)),
@@ -212,7 +215,8 @@ struct Pipeline<S> {
     sequence: u64,
     interval_start_ms: u64,
     interval_started: Instant,
-    dropped_before: u64,
+    counters_before: KernelCounters,
+    kernel_aggregates: Vec<KernelAggregate>,
     batches: mpsc::Sender<FlowBatch>,
     metrics: Arc<AgentMetrics>,
     buf: Vec<FlowRecord>,
@@ -276,7 +280,8 @@ impl<S: FlowSource> Pipeline<S> {
             return;
         }
         tracing::info!(interval = ?next.interval, sampling_rate = next.sampling_rate, include = ?next.ports.include, exclude = ?next.ports.exclude, "flow agent configuration updated");
-        self.filter = RecordFilter::new(&next);
+        let source_samples = self.source.set_sampling_rate(next.sampling_rate);
+        self.filter = RecordFilter::new(&next, !source_samples);
         self.aggregator
             .set_guard_age_ns(sweep_min_age(next.interval).as_nanos() as u64);
         // A new interval takes effect on the interval in progress: the loop computes
@@ -311,8 +316,34 @@ impl<S: FlowSource> Pipeline<S> {
         self.metrics.add_left_out(filtered, sampled_out, 0);
     }
 
+    /// Adds the kernel's aggregates of the interval (closed connections summed in the
+    /// kernel), with the port filters applied to their keys.
+    fn process_kernel_aggregates(&mut self) {
+        if let Err(err) = self.source.drain_aggregates(&mut self.kernel_aggregates) {
+            tracing::warn!(error = %err, "reading the kernel's flow aggregates failed; they are read again at the next interval");
+        }
+        let (mut closed, mut filtered) = (0u64, 0u64);
+        for aggregate in self.kernel_aggregates.drain(..) {
+            let count = u64::from(aggregate.value.closed);
+            closed += count;
+            if !self.filter.allows_port(aggregate.key.service_port) {
+                filtered += count;
+                continue;
+            }
+            let first_ms = self.clock.to_unix_ms(aggregate.value.first_ns);
+            let last_ms = self.clock.to_unix_ms(aggregate.value.last_ns);
+            self.aggregator
+                .add_kernel(&aggregate, first_ms, last_ms, &mut self.enricher);
+        }
+        let stats = self.aggregator.stats_mut();
+        stats.records += closed;
+        stats.filtered += filtered;
+        self.metrics.add_records(closed, 0);
+        self.metrics.add_left_out(filtered, 0, 0);
+    }
+
     /// Ends the interval: interim sweep (so long connections report their bytes in it),
-    /// the records already in the ring, then the batches.
+    /// the records already in the ring, the kernel's aggregates, then the batches.
     fn end_interval(&mut self, sweep: bool) {
         if sweep {
             match self
@@ -332,11 +363,20 @@ impl<S: FlowSource> Pipeline<S> {
             }
         }
 
+        self.process_kernel_aggregates();
+
         let end_ms = unix_ms_now().max(self.interval_start_ms + 1);
-        let dropped_total = self.source.dropped();
-        let dropped = dropped_total.saturating_sub(self.dropped_before);
-        self.dropped_before = dropped_total;
-        self.metrics.set_dropped_kernel(dropped_total);
+        let counters = self.source.counters();
+        let dropped = counters
+            .ring_dropped
+            .saturating_sub(self.counters_before.ring_dropped);
+        let sampled_out = counters
+            .sampled_out
+            .saturating_sub(self.counters_before.sampled_out);
+        self.counters_before = counters;
+        self.metrics.set_dropped_kernel(counters.ring_dropped);
+        self.metrics.add_left_out(0, sampled_out, 0);
+        self.aggregator.stats_mut().sampled_out += sampled_out;
         // Connections unreported for three intervals lost their final record.
         let forget_after_ms = 3 * self.config_now.interval.as_millis() as u64;
         let (flows, mut stats) =

@@ -9,9 +9,7 @@
 
 use std::collections::HashMap;
 
-use paved_flow_common::{
-    FdWalkOffsets, KernelOffsets, OFFSET_UNKNOWN, SockOffsets, TcpSockOffsets,
-};
+use paved_flow_common::{KernelOffsets, OFFSET_UNKNOWN, SockOffsets, TcpSockOffsets};
 
 /// Where the running kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -293,14 +291,6 @@ pub fn kernel_offsets(btf: &Btf<'_>) -> ResolvedOffsets {
         total_retrans: find("tcp_sock.total_retrans", 4),
         srtt_us: find("tcp_sock.srtt_us", 4),
     };
-    let fd_walk = FdWalkOffsets {
-        task_files: find("task_struct.files", 8),
-        files_fdt: find("files_struct.fdt", 8),
-        fdtable_fd: find("fdtable.fd", 8),
-        fdtable_max_fds: find("fdtable.max_fds", 4),
-        file_private_data: find("file.private_data", 8),
-        socket_sk: find("socket.sk", 8),
-    };
     let sock = SockOffsets {
         daddr: find("sock_common.skc_daddr", 4),
         rcv_saddr: find("sock_common.skc_rcv_saddr", 4),
@@ -311,11 +301,7 @@ pub fn kernel_offsets(btf: &Btf<'_>) -> ResolvedOffsets {
         v6_rcv_saddr: find("sock_common.skc_v6_rcv_saddr", 16),
     };
     ResolvedOffsets {
-        offsets: KernelOffsets {
-            tcp_sock,
-            fd_walk,
-            sock,
-        },
+        offsets: KernelOffsets { tcp_sock, sock },
         missing,
     }
 }
@@ -393,7 +379,6 @@ mod tests {
         assert_eq!(tcp.bytes_received, 24);
         assert_eq!(tcp.srtt_us, 20);
         assert_eq!(tcp.segs_out, OFFSET_UNKNOWN);
-        assert_eq!(resolved.offsets.fd_walk, FdWalkOffsets::UNKNOWN);
         assert_eq!(
             &resolved.missing[..2],
             &["tcp_sock.segs_out", "tcp_sock.total_retrans"]
@@ -401,8 +386,8 @@ mod tests {
         assert_eq!(resolved.offsets.sock, SockOffsets::UNKNOWN);
         assert_eq!(
             resolved.missing.len(),
-            2 + 6 + 7,
-            "every fd-walk and socket endpoint field is missing too"
+            2 + 7,
+            "every socket endpoint field is missing too"
         );
     }
 

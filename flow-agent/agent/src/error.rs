@@ -91,6 +91,10 @@ pub enum ProbeError {
     /// Running the interim sweep program failed.
     #[error("running the interim sweep program failed")]
     Sweep(#[source] ProgramError),
+    /// Waiting for running BPF programs to finish (before reading an aggregate map)
+    /// failed.
+    #[error("waiting for the flow programs to leave the aggregate map failed")]
+    Barrier(#[source] io::Error),
     /// Turning on the kernel's BPF run time statistics failed.
     #[error("enabling BPF run time statistics failed")]
     Stats(#[source] aya::sys::SyscallError),

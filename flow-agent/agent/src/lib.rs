@@ -15,6 +15,7 @@
 //! offsets are found without CO-RE, and `docs/flow-telemetry.md` for the pipeline.
 
 mod agent;
+pub mod aggregates;
 pub mod btf;
 pub mod clock;
 pub mod config;
@@ -43,7 +44,7 @@ pub use paved_flow_common::{Direction, FlowRecord, RecordKind};
 pub use paved_flow_transport as transport;
 pub use paved_flow_transport::{FlowSink, SinkError};
 pub use probe::{
-    DEFAULT_POLL_INTERVAL, FlowProbe, ProgramStats, SweepReport, enable_bpf_stats,
-    program_stats_by_id,
+    DEFAULT_POLL_INTERVAL, FlowProbe, KernelCounters, ProgramStats, ReportMode, SweepReport,
+    enable_bpf_stats, program_stats_by_id,
 };
 pub use source::{ChannelSource, FlowSource, ProbeSource, SourceError};

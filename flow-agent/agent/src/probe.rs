@@ -8,17 +8,18 @@ use std::{collections::HashSet, os::fd::OwnedFd, path::Path, time::Duration};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{RawTracePoint, RawTracePointRunOptions, TestRun, TracePoint},
 };
 use paved_flow_common::{
-    FlowRecord, KernelOffsets, OpenFlow,
-    kernel::{inet_sock_set_state, sys_exit_accept, tcp_retransmit_skb},
-    names, sweep,
+    FlowRecord, KernelOffsets, OpenFlow, ProbeConfig, counter,
+    kernel::{inet_sock_set_state, tcp_retransmit_skb},
+    names, report_mode, sweep,
 };
 use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
+    aggregates::{AggregateMaps, KernelAggregate},
     btf::{self, ResolvedOffsets},
     error::ProbeError,
     record, tracefs,
@@ -39,10 +40,38 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// bounded (twice the map's capacity) rather than trusted to end.
 const MAX_SWEEP_VISITS: usize = 2 * 65_536;
 
+/// How the probe reports closing connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportMode {
+    /// Summed per (direction, local address, remote address, service port, process,
+    /// cgroup) in the kernel and read once per interval with
+    /// [`FlowProbe::drain_aggregates`] (the default; the cheap one).
+    Aggregate,
+    /// One [`FlowRecord`] per closing socket through [`FlowProbe::recv`], with its
+    /// full 4-tuple: for connection-level detail, at about twice the kernel cost.
+    PerConnection,
+}
+
+/// The programs' counters since the probe started (sums over CPUs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Records lost because the ring buffer was full.
+    pub ring_dropped: u64,
+    /// Closes that found their aggregate map full and were written to the ring instead.
+    pub aggregate_full: u64,
+    /// Sockets left out by sampling.
+    pub sampled_out: u64,
+    /// Closes summed into the aggregate maps.
+    pub aggregated: u64,
+}
+
 /// A running flow probe: its programs stay attached until it is dropped.
 pub struct FlowProbe {
     ring: AsyncFd<RingBuf<MapData>>,
-    dropped: PerCpuArray<MapData, u64>,
+    counters: PerCpuArray<MapData, u64>,
+    config_map: Array<MapData, ProbeConfig>,
+    config: ProbeConfig,
+    aggregates: AggregateMaps,
     open_flows: HashMap<MapData, u64, OpenFlow>,
     /// Whether `flow_sweep` loaded (interim records are available).
     sweep_loaded: bool,
@@ -85,12 +114,11 @@ pub fn enable_bpf_stats() -> Result<OwnedFd, ProbeError> {
 }
 
 impl FlowProbe {
-    /// Loads the programs and attaches them.
+    /// Loads the programs and attaches them, in [`ReportMode::Aggregate`].
     ///
     /// `sock:inet_sock_set_state` is required. The retransmit counter
-    /// (`tcp:tcp_retransmit_skb`) and the accept attribution (`syscalls:sys_exit_accept`
-    /// and `sys_exit_accept4`) are optional: when their hook is unavailable the probe
-    /// logs a warning and runs without them (see [`FlowProbe::hooks`]).
+    /// (`tcp:tcp_retransmit_skb`) is optional: when its hook is unavailable the probe
+    /// logs a warning and runs without it (see [`FlowProbe::hooks`]).
     pub fn start() -> Result<Self, ProbeError> {
         let tracefs_root = tracefs::ensure_mounted()?;
         tracefs::check_layout(
@@ -138,21 +166,6 @@ impl FlowProbe {
         if sweep_loaded && has_unknown_sock_offsets(&offsets.offsets) {
             tracing::warn!("socket endpoint offsets missing from BTF: interim records disabled");
         }
-        match attach_optional(
-            &mut ebpf,
-            &tracefs_root,
-            names::ACCEPT_PROGRAM,
-            sys_exit_accept::CATEGORY,
-            &sys_exit_accept::NAMES,
-            &sys_exit_accept::FIELDS,
-        ) {
-            Ok(attached) => hooks.extend(attached),
-            Err(err) => tracing::warn!(
-                error = %error_chain(&err),
-                "accept attribution disabled: inbound flows are credited to the task current at the passive open"
-            ),
-        }
-
         let ring = take_map(&mut ebpf, names::RECORDS_MAP)?;
         let ring = RingBuf::try_from(ring).map_err(|source| ProbeError::Map {
             map: names::RECORDS_MAP,
@@ -163,11 +176,28 @@ impl FlowProbe {
         // `ring`; the probe never swaps the inner value through `get_mut`.
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
             .map_err(|err| ProbeError::Poll(err.into_parts().1))?;
-        let dropped = take_map(&mut ebpf, names::DROPPED_MAP)?;
-        let dropped = PerCpuArray::try_from(dropped).map_err(|source| ProbeError::Map {
-            map: names::DROPPED_MAP,
+        let counters = take_map(&mut ebpf, names::COUNTERS_MAP)?;
+        let counters = PerCpuArray::try_from(counters).map_err(|source| ProbeError::Map {
+            map: names::COUNTERS_MAP,
             source,
         })?;
+        let config_map = take_map(&mut ebpf, names::CONFIG_MAP)?;
+        let mut config_map = Array::try_from(config_map).map_err(|source| ProbeError::Map {
+            map: names::CONFIG_MAP,
+            source,
+        })?;
+        let config = ProbeConfig::DEFAULT;
+        config_map
+            .set(0, config, 0)
+            .map_err(|source| ProbeError::Map {
+                map: names::CONFIG_MAP,
+                source,
+            })?;
+        let [first, second] = names::AGGREGATE_MAPS;
+        let aggregates = AggregateMaps::new([
+            aggregate_map(&mut ebpf, first)?,
+            aggregate_map(&mut ebpf, second)?,
+        ])?;
 
         let open_flows = take_map(&mut ebpf, names::OPEN_FLOWS_MAP)?;
         let open_flows = HashMap::try_from(open_flows).map_err(|source| ProbeError::Map {
@@ -178,7 +208,10 @@ impl FlowProbe {
         tracing::info!(hooks = ?hooks, missing_offsets = ?offsets.missing, interim = sweep_loaded, "flow probe started");
         Ok(Self {
             ring,
-            dropped,
+            counters,
+            config_map,
+            config,
+            aggregates,
             open_flows,
             sweep_loaded: sweep_loaded && !has_unknown_sock_offsets(&offsets.offsets),
             poll_interval: DEFAULT_POLL_INTERVAL,
@@ -331,7 +364,6 @@ impl FlowProbe {
         for name in [
             names::SET_STATE_PROGRAM,
             names::RETRANSMIT_PROGRAM,
-            names::ACCEPT_PROGRAM,
             names::SWEEP_PROGRAM,
         ] {
             let Some(program) = self.ebpf.program(name) else {
@@ -364,11 +396,83 @@ impl FlowProbe {
 
     /// Records the kernel could not queue because the ring buffer was full.
     pub fn dropped_records(&self) -> Result<u64, ProbeError> {
-        let per_cpu = self.dropped.get(&0, 0).map_err(|source| ProbeError::Map {
-            map: names::DROPPED_MAP,
-            source,
+        Ok(self.counters()?.ring_dropped)
+    }
+
+    /// The programs' counters since the probe started.
+    pub fn counters(&self) -> Result<KernelCounters, ProbeError> {
+        let read = |index: u32| -> Result<u64, ProbeError> {
+            let per_cpu = self
+                .counters
+                .get(&index, 0)
+                .map_err(|source| ProbeError::Map {
+                    map: names::COUNTERS_MAP,
+                    source,
+                })?;
+            Ok(per_cpu.iter().copied().fold(0u64, u64::saturating_add))
+        };
+        Ok(KernelCounters {
+            ring_dropped: read(counter::RING_DROPPED)?,
+            aggregate_full: read(counter::AGGREGATE_FULL)?,
+            sampled_out: read(counter::SAMPLED_OUT)?,
+            aggregated: read(counter::AGGREGATED)?,
+        })
+    }
+
+    /// Sets how closes are reported from now on. Switching to per-connection records
+    /// leaves what was summed so far for [`FlowProbe::drain_aggregates`].
+    pub fn set_report_mode(&mut self, mode: ReportMode) -> Result<(), ProbeError> {
+        self.write_config(ProbeConfig {
+            mode: match mode {
+                ReportMode::Aggregate => report_mode::AGGREGATE,
+                ReportMode::PerConnection => report_mode::PER_CONNECTION,
+            },
+            ..self.config
+        })
+    }
+
+    /// Keeps about `rate` (in (0, 1]) of the sockets: the kernel decides per socket, by a
+    /// hash of its address, for its interim records and its close alike.
+    pub fn set_sampling_rate(&mut self, rate: f64) -> Result<(), ProbeError> {
+        let rate = rate.clamp(0.0, 1.0);
+        let sample_threshold = if rate >= 1.0 {
+            u32::MAX
+        } else {
+            // Truncation is the intent: a threshold, not a count.
+            (rate * f64::from(u32::MAX)) as u32
+        };
+        self.write_config(ProbeConfig {
+            sample_threshold,
+            ..self.config
+        })
+    }
+
+    /// Reads and resets the kernel's aggregates: the programs move to the other map,
+    /// the probe waits until none still writes the old one, then empties it into `out`.
+    /// Returns how many aggregates were appended. Blocks for an RCU grace period (a few
+    /// milliseconds); call it once per interval.
+    pub fn drain_aggregates(
+        &mut self,
+        out: &mut Vec<KernelAggregate>,
+    ) -> Result<usize, ProbeError> {
+        let old = self.config.active_aggregates as usize & 1;
+        self.write_config(ProbeConfig {
+            active_aggregates: (old ^ 1) as u32,
+            ..self.config
         })?;
-        Ok(per_cpu.iter().copied().fold(0u64, u64::saturating_add))
+        self.aggregates.wait_for_programs()?;
+        self.aggregates.drain(old, out)
+    }
+
+    fn write_config(&mut self, config: ProbeConfig) -> Result<(), ProbeError> {
+        self.config_map
+            .set(0, config, 0)
+            .map_err(|source| ProbeError::Map {
+                map: names::CONFIG_MAP,
+                source,
+            })?;
+        self.config = config;
+        Ok(())
     }
 
     /// The kernel offsets in use, and the fields that were not found.
@@ -467,6 +571,16 @@ fn write_offsets(ebpf: &mut Ebpf, offsets: KernelOffsets) -> Result<(), ProbeErr
         map: names::OFFSETS_MAP,
         source,
     })
+}
+
+fn aggregate_map(
+    ebpf: &mut Ebpf,
+    map: &'static str,
+) -> Result<
+    PerCpuHashMap<MapData, paved_flow_common::AggregateKey, paved_flow_common::AggregateValue>,
+    ProbeError,
+> {
+    PerCpuHashMap::try_from(take_map(ebpf, map)?).map_err(|source| ProbeError::Map { map, source })
 }
 
 fn take_map(ebpf: &mut Ebpf, map: &'static str) -> Result<aya::maps::Map, ProbeError> {

@@ -8,7 +8,7 @@ use std::{future::Future, time::Duration};
 use paved_flow_common::FlowRecord;
 use tokio::sync::mpsc;
 
-use crate::{FlowProbe, ProbeError};
+use crate::{FlowProbe, KernelCounters, ProbeError, aggregates::KernelAggregate};
 
 /// Why a source failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +39,23 @@ pub trait FlowSource: Send {
         Ok(0)
     }
 
-    /// Records lost before reaching the source (ring buffer full), since it started.
-    fn dropped(&self) -> u64 {
-        0
+    /// Appends the aggregates summed before the source (by the kernel) since the last
+    /// call, and starts new ones. Returns how many were appended.
+    fn drain_aggregates(&mut self, out: &mut Vec<KernelAggregate>) -> Result<usize, SourceError> {
+        let _ = out;
+        Ok(0)
+    }
+
+    /// Asks the source to keep only about `rate` of the connections itself. Returns
+    /// whether it does; if not, the pipeline samples the records it gets.
+    fn set_sampling_rate(&mut self, rate: f64) -> bool {
+        let _ = rate;
+        false
+    }
+
+    /// What was counted before the source (records lost, sampled out), since it started.
+    fn counters(&self) -> KernelCounters {
+        KernelCounters::default()
     }
 }
 
@@ -94,12 +108,26 @@ impl FlowSource for ProbeSource {
         Ok(report.sockets)
     }
 
-    fn dropped(&self) -> u64 {
-        match self.probe.dropped_records() {
-            Ok(dropped) => dropped,
+    fn drain_aggregates(&mut self, out: &mut Vec<KernelAggregate>) -> Result<usize, SourceError> {
+        Ok(self.probe.drain_aggregates(out)?)
+    }
+
+    fn set_sampling_rate(&mut self, rate: f64) -> bool {
+        match self.probe.set_sampling_rate(rate) {
+            Ok(()) => true,
             Err(err) => {
-                tracing::warn!(error = %err, "reading the kernel's drop counter failed");
-                0
+                tracing::warn!(error = %err, "setting the kernel's sampling rate failed; sampling records instead");
+                false
+            }
+        }
+    }
+
+    fn counters(&self) -> KernelCounters {
+        match self.probe.counters() {
+            Ok(counters) => counters,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the kernel's counters failed");
+                KernelCounters::default()
             }
         }
     }

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use paved_flow_agent::{Direction, FlowProbe, FlowRecord, RecordKind};
+use paved_flow_agent::{Direction, FlowProbe, FlowRecord, RecordKind, ReportMode};
 
 /// The SYN and FIN count in `bytes_acked`/`bytes_received` on some paths.
 const TCP_OVERHEAD: u64 = 2;
@@ -21,7 +21,13 @@ fn about(got: u64, want: u64) -> bool {
 fn start_probe() -> Option<FlowProbe> {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     match FlowProbe::start() {
-        Ok(probe) => Some(probe),
+        Ok(mut probe) => {
+            // Closes as records too, so the test sees the final counters.
+            probe
+                .set_report_mode(ReportMode::PerConnection)
+                .expect("set the report mode");
+            Some(probe)
+        }
         Err(err) if err.is_permission_denied() => {
             eprintln!("skipping: the kernel refused BPF: {err}");
             None
@@ -97,15 +103,18 @@ async fn a_connection_kept_open_gets_interim_records_with_cumulative_counters() 
             Direction::Outbound => {
                 assert_eq!((record.sport, record.dport), (client_port, port));
                 assert!(about(record.bytes_acked, 3_000), "{record:?}");
+                assert_eq!(record.tgid, std::process::id(), "the connecting process");
             }
             Direction::Inbound => {
                 assert_eq!((record.sport, record.dport), (port, client_port));
                 assert!(about(record.bytes_received, 3_000), "{record:?}");
+                // The passive open runs on behalf of nobody; the owner is learnt when
+                // it closes the socket.
+                assert_eq!(record.tgid, 0, "owner not known before the close");
             }
             Direction::Unknown => panic!("tracked flows have a direction: {record:?}"),
         }
         assert!(record.start_ns > 0 && record.end_ns > record.start_ns);
-        assert_eq!(record.tgid, std::process::id());
     }
 
     // Just reported: a second sweep with the same age emits nothing.
@@ -143,6 +152,10 @@ async fn a_connection_kept_open_gets_interim_records_with_cumulative_counters() 
     assert!(
         closed.iter().all(|r| r.kind() == Some(RecordKind::Closed)) && closed.len() == 2,
         "{closed:#?}"
+    );
+    assert!(
+        closed.iter().all(|r| r.tgid == std::process::id()),
+        "both sides credited to their owner at the close: {closed:#?}"
     );
     assert_eq!(probe.dropped_records().expect("drop counter"), 0);
 }

@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use paved_flow_agent::{Direction, FlowProbe, FlowRecord, ProbeError, RecordKind};
+use paved_flow_agent::{
+    Direction, FlowProbe, FlowRecord, ProbeError, RecordKind, ReportMode,
+    aggregates::KernelAggregate,
+};
 
 /// Bytes each client sends and the server answers: small, multi-segment, and empty.
 const EXCHANGES: [(usize, usize); 3] = [(1_000, 3), (70_000, 12_345), (5, 0)];
@@ -37,11 +40,14 @@ struct Expected {
     comm: &'static str,
 }
 
-fn start_probe() -> Option<FlowProbe> {
+fn start_probe(mode: ReportMode) -> Option<FlowProbe> {
     // The probe logs why an optional hook is off; show it with the test's output.
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     match FlowProbe::start() {
-        Ok(probe) => Some(probe),
+        Ok(mut probe) => {
+            probe.set_report_mode(mode).expect("set the report mode");
+            Some(probe)
+        }
         Err(err) if err.is_permission_denied() => {
             eprintln!("skipping: the kernel refused BPF: {}", chain(&err));
             None
@@ -221,7 +227,7 @@ fn check(records: &[FlowRecord], expected: &[Expected], addr: [u8; 16], family: 
 
 #[tokio::test]
 async fn loopback_connections_produce_records_for_exactly_their_ports() {
-    let Some(mut probe) = start_probe() else {
+    let Some(mut probe) = start_probe(ReportMode::PerConnection) else {
         return;
     };
     let ip = Ipv4Addr::LOCALHOST;
@@ -233,11 +239,102 @@ async fn loopback_connections_produce_records_for_exactly_their_ports() {
 
 #[tokio::test]
 async fn ipv6_loopback_connections_are_reported_with_their_v6_addresses() {
-    let Some(mut probe) = start_probe() else {
+    let Some(mut probe) = start_probe(ReportMode::PerConnection) else {
         return;
     };
     let ip = Ipv6Addr::LOCALHOST;
     let (port, expected) = run_exchanges(IpAddr::V6(ip));
     let records = records_for_port(&mut probe, port, expected.len()).await;
     check(&records, &expected, ip.octets(), 10);
+}
+
+/// The kernel's aggregates whose service port is `port`.
+fn aggregates_for_port(probe: &mut FlowProbe, port: u16) -> Vec<KernelAggregate> {
+    let mut all = Vec::new();
+    probe
+        .drain_aggregates(&mut all)
+        .expect("read the aggregates");
+    all.retain(|a| a.key.service_port == port);
+    all
+}
+
+#[tokio::test]
+async fn loopback_connections_are_summed_per_side_in_the_kernel() {
+    let Some(mut probe) = start_probe(ReportMode::Aggregate) else {
+        return;
+    };
+    let ip = Ipv4Addr::LOCALHOST;
+    let (port, expected) = run_exchanges(IpAddr::V4(ip));
+    // Closes are summed, not written to the ring.
+    let records = records_for_port(&mut probe, port, 0).await;
+    assert!(
+        records.is_empty(),
+        "no per-connection records: {records:#?}"
+    );
+    let aggregates = aggregates_for_port(&mut probe, port);
+    assert_eq!(aggregates.len(), 2, "one sum per side: {aggregates:#?}");
+    let addr = v4_mapped(ip);
+    for direction in [Direction::Outbound, Direction::Inbound] {
+        let sides: Vec<_> = expected
+            .iter()
+            .filter(|e| e.direction == direction)
+            .collect();
+        let got = aggregates
+            .iter()
+            .find(|a| a.key.direction == direction as u8)
+            .unwrap_or_else(|| panic!("no {direction:?} aggregate in {aggregates:#?}"));
+        let ctx = format!("{direction:?}: {got:#?}");
+        let n = sides.len() as u64;
+        let sent: u64 = sides.iter().map(|e| e.sent as u64).sum();
+        let received: u64 = sides.iter().map(|e| e.received as u64).sum();
+        let v = &got.value;
+        assert_eq!(
+            (got.key.local_addr, got.key.remote_addr),
+            (addr, addr),
+            "{ctx}"
+        );
+        assert_eq!(u64::from(v.closed), n, "closed: {ctx}");
+        assert_eq!(u64::from(v.connections), n, "connections: {ctx}");
+        assert!(
+            (sent..=sent + n * TCP_OVERHEAD).contains(&v.bytes_acked),
+            "bytes sent: {ctx}"
+        );
+        assert!(
+            (received..=received + n * TCP_OVERHEAD).contains(&v.bytes_received),
+            "bytes received: {ctx}"
+        );
+        assert!(v.segs_out >= n && v.segs_in >= n, "segments: {ctx}");
+        assert_eq!(got.key.tgid, std::process::id(), "tgid: {ctx}");
+        assert_eq!(v.pid, sides[0].tid, "pid: {ctx}");
+        let comm_len = v.comm.iter().position(|&b| b == 0).unwrap_or(v.comm.len());
+        assert_eq!(&v.comm[..comm_len], sides[0].comm.as_bytes(), "comm: {ctx}");
+        assert!(got.key.cgroup_id != 0, "cgroup: {ctx}");
+        assert!(v.first_ns > 0 && v.last_ns >= v.first_ns, "times: {ctx}");
+        let rtt_samples: u64 = got.rtt_buckets().map(|(_, c)| u64::from(c)).sum();
+        assert_eq!(rtt_samples, n, "one RTT sample per connection: {ctx}");
+    }
+    // Read once: the next read starts from zero.
+    assert!(aggregates_for_port(&mut probe, port).is_empty());
+    let counters = probe.counters().expect("read the counters");
+    assert!(counters.aggregated >= 6, "{counters:?}");
+    assert_eq!(counters.ring_dropped, 0);
+}
+
+#[tokio::test]
+async fn sampled_out_sockets_are_neither_summed_nor_recorded() {
+    let Some(mut probe) = start_probe(ReportMode::Aggregate) else {
+        return;
+    };
+    // Keeps a socket with a chance of about one in four billion.
+    probe
+        .set_sampling_rate(1e-9)
+        .expect("set the sampling rate");
+    let before = probe.counters().expect("read the counters");
+    let (port, expected) = run_exchanges(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert!(aggregates_for_port(&mut probe, port).is_empty());
+    let after = probe.counters().expect("read the counters");
+    assert!(
+        after.sampled_out - before.sampled_out >= expected.len() as u64,
+        "{before:?} -> {after:?}"
+    );
 }

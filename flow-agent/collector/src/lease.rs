@@ -31,6 +31,9 @@ pub enum LeaseSource {
     AgentHost,
     /// A Kubernetes pod's IP.
     KubernetesPod,
+    /// An upstream endpoint of a route in an app's intent given by a DNS name, at the
+    /// addresses the control plane resolved it to (A and AAAA).
+    ResolvedUpstream,
 }
 
 /// An address prefix: `10.0.0.0/8`, `2001:db8::/32`, or one address (`/32`, `/128`).

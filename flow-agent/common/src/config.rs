@@ -26,25 +26,6 @@ pub struct TcpSockOffsets {
     pub srtt_us: u32,
 }
 
-/// Byte offsets to go from the current task to the `struct sock` behind a descriptor:
-/// `task->files->fdt->fd[n]->private_data` (a `struct socket`) `->sk`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FdWalkOffsets {
-    /// `task_struct.files` (pointer).
-    pub task_files: u32,
-    /// `files_struct.fdt` (pointer).
-    pub files_fdt: u32,
-    /// `fdtable.fd` (pointer to the array of `struct file *`).
-    pub fdtable_fd: u32,
-    /// `fdtable.max_fds` (`unsigned int`).
-    pub fdtable_max_fds: u32,
-    /// `file.private_data` (pointer; the `struct socket` for a socket).
-    pub file_private_data: u32,
-    /// `socket.sk` (pointer).
-    pub socket_sk: u32,
-}
-
 /// Byte offsets of the endpoints in `struct sock_common` (the first member of every
 /// `struct sock`, so they are offsets from the socket address too).
 ///
@@ -75,8 +56,6 @@ pub struct SockOffsets {
 pub struct KernelOffsets {
     /// Where the flow counters are.
     pub tcp_sock: TcpSockOffsets,
-    /// How to find the socket an `accept` returned.
-    pub fd_walk: FdWalkOffsets,
     /// Where the endpoints are, for interim records.
     pub sock: SockOffsets,
 }
@@ -90,18 +69,6 @@ impl TcpSockOffsets {
         segs_out: OFFSET_UNKNOWN,
         total_retrans: OFFSET_UNKNOWN,
         srtt_us: OFFSET_UNKNOWN,
-    };
-}
-
-impl FdWalkOffsets {
-    /// Every offset unknown: inbound flows keep the task current at the passive open.
-    pub const UNKNOWN: Self = Self {
-        task_files: OFFSET_UNKNOWN,
-        files_fdt: OFFSET_UNKNOWN,
-        fdtable_fd: OFFSET_UNKNOWN,
-        fdtable_max_fds: OFFSET_UNKNOWN,
-        file_private_data: OFFSET_UNKNOWN,
-        socket_sk: OFFSET_UNKNOWN,
     };
 }
 
@@ -122,10 +89,9 @@ impl KernelOffsets {
     /// Nothing known (no BTF).
     pub const UNKNOWN: Self = Self {
         tcp_sock: TcpSockOffsets::UNKNOWN,
-        fd_walk: FdWalkOffsets::UNKNOWN,
         sock: SockOffsets::UNKNOWN,
     };
 }
 
-// 6 + 6 + 7 `u32`s, no padding: part of the kernel/user contract.
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 76);
+// 6 + 7 `u32`s, no padding: part of the kernel/user contract.
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 52);

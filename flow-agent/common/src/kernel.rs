@@ -22,8 +22,13 @@ pub mod tcp_state {
     pub const SYN_SENT: i32 = 2;
     /// `TCP_SYN_RECV`: a passive open (child socket cloned from a listener).
     pub const SYN_RECV: i32 = 3;
+    /// `TCP_FIN_WAIT1`: this side closed (or shut down) first, in the owner's system call.
+    pub const FIN_WAIT1: i32 = 4;
     /// `TCP_CLOSE`: the socket is done; its counters are final.
     pub const CLOSE: i32 = 7;
+    /// `TCP_LAST_ACK`: the peer closed first and this side closed now, in the owner's
+    /// system call.
+    pub const LAST_ACK: i32 = 9;
     /// `TCP_LISTEN`.
     pub const LISTEN: i32 = 10;
 }
@@ -92,18 +97,4 @@ pub mod tcp_retransmit_skb {
     pub const SKADDR: TracepointField = field("skaddr", 16, 8);
     /// Every field the program reads, for the loader's check.
     pub const FIELDS: [TracepointField; 1] = [SKADDR];
-}
-
-/// Layout of `syscalls:sys_exit_accept` and `syscalls:sys_exit_accept4` (identical).
-pub mod sys_exit_accept {
-    use super::{TracepointField, field};
-
-    /// Tracepoint category.
-    pub const CATEGORY: &str = "syscalls";
-    /// The tracepoints, one per accept system call.
-    pub const NAMES: [&str; 2] = ["sys_exit_accept4", "sys_exit_accept"];
-    /// `long ret`: the new descriptor, or a negative errno.
-    pub const RET: TracepointField = field("ret", 16, 8);
-    /// Every field the program reads, for the loader's check.
-    pub const FIELDS: [TracepointField; 1] = [RET];
 }

@@ -5,6 +5,7 @@
 //! relying on either compiler's layout choices.
 #![no_std]
 
+mod aggregate;
 mod config;
 pub mod kernel;
 mod open_flow;
@@ -12,8 +13,12 @@ mod record;
 #[cfg(feature = "user")]
 mod user;
 
-pub use config::{FdWalkOffsets, KernelOffsets, OFFSET_UNKNOWN, SockOffsets, TcpSockOffsets};
-pub use open_flow::{OpenFlow, sweep};
+pub use aggregate::{
+    AggregateKey, AggregateValue, ProbeConfig, RTT_BUCKETS, counter, report_mode, rtt_bucket,
+    rtt_bucket_value, sample_hash,
+};
+pub use config::{KernelOffsets, OFFSET_UNKNOWN, SockOffsets, TcpSockOffsets};
+pub use open_flow::{OpenFlow, ReportedCounters, sweep};
 pub use record::{COMM_LEN, Direction, FlowRecord, RecordKind};
 
 /// Names shared by the BPF object and its loader, so a rename breaks the build, not the run.
@@ -22,17 +27,18 @@ pub mod names {
     pub const RECORDS_MAP: &str = "FLOW_RECORDS";
     /// One-entry array holding the [`crate::KernelOffsets`] found in the kernel's BTF.
     pub const OFFSETS_MAP: &str = "KERNEL_OFFSETS";
-    /// Per-CPU count of records lost to a full ring buffer.
-    pub const DROPPED_MAP: &str = "DROPPED_RECORDS";
+    /// Per-CPU counters of the programs, indexed by [`crate::counter`].
+    pub const COUNTERS_MAP: &str = "PROBE_COUNTERS";
+    /// One-entry array holding the [`crate::ProbeConfig`] written by user space.
+    pub const CONFIG_MAP: &str = "PROBE_CONFIG";
+    /// The two per-CPU hashes of [`crate::AggregateValue`]s the programs take turns in.
+    pub const AGGREGATE_MAPS: [&str; 2] = ["FLOW_AGGREGATES_0", "FLOW_AGGREGATES_1"];
     /// LRU hash of the connections open now, by socket address ([`crate::OpenFlow`]).
     pub const OPEN_FLOWS_MAP: &str = "OPEN_FLOWS";
     /// Program attached to `sock:inet_sock_set_state`.
     pub const SET_STATE_PROGRAM: &str = "inet_sock_set_state";
     /// Program attached to `tcp:tcp_retransmit_skb`.
     pub const RETRANSMIT_PROGRAM: &str = "tcp_retransmit_skb";
-    /// Program attached to `syscalls:sys_exit_accept` and `sys_exit_accept4`, to credit
-    /// inbound flows to the task that accepted them.
-    pub const ACCEPT_PROGRAM: &str = "accept_exit";
     /// Raw tracepoint program never attached: user space runs it with
     /// `BPF_PROG_TEST_RUN` to emit interim records (see [`crate::sweep`]).
     pub const SWEEP_PROGRAM: &str = "flow_sweep";

@@ -19,6 +19,9 @@ pub struct OpenFlow {
     /// `bpf_ktime_get_ns` of the last record about this flow (the open until the first
     /// interim record): the sweep skips flows reported more recently than it is asked.
     pub last_report_ns: u64,
+    /// The counters the last interim record carried (zero before one): the close adds
+    /// only what came after them to its aggregate.
+    pub reported: ReportedCounters,
     /// Thread id of the credited task.
     pub pid: u32,
     /// Process id of the credited task.
@@ -27,12 +30,47 @@ pub struct OpenFlow {
     pub comm: [u8; COMM_LEN],
     /// A `Direction` as `u8`.
     pub direction: u8,
+    /// 1 once an interim record reported the connection (it was counted then).
+    pub reported_once: u8,
+    /// 1 once the credited task is the socket's owner: the task that connected, or
+    /// the one that closed an inbound socket (see `ebpf/src/set_state.rs`).
+    pub owner_known: u8,
     /// Explicit padding, always zero.
-    pub pad: [u8; 7],
+    pub pad: [u8; 5],
 }
 
-// 4 u64 + 2 u32 + 16 + 1 + 7 = 64 bytes, no implicit padding.
-const _: () = assert!(core::mem::size_of::<OpenFlow>() == 64);
+/// Cumulative counters of a connection as of its last interim record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReportedCounters {
+    /// `tcp_sock.bytes_acked`.
+    pub bytes_acked: u64,
+    /// `tcp_sock.bytes_received`.
+    pub bytes_received: u64,
+    /// `tcp_sock.segs_in`.
+    pub segs_in: u32,
+    /// `tcp_sock.segs_out`.
+    pub segs_out: u32,
+    /// `tcp_sock.total_retrans`.
+    pub total_retrans: u32,
+    /// Explicit padding, always zero.
+    pub pad: u32,
+}
+
+impl ReportedCounters {
+    /// Nothing reported yet.
+    pub const ZERO: Self = Self {
+        bytes_acked: 0,
+        bytes_received: 0,
+        segs_in: 0,
+        segs_out: 0,
+        total_retrans: 0,
+        pad: 0,
+    };
+}
+
+// 4 u64 + 32 + 2 u32 + 16 + 3 + 5 = 96 bytes, no implicit padding.
+const _: () = assert!(core::mem::size_of::<OpenFlow>() == 96);
 
 /// How user space asks for interim records: it runs the sweep program with
 /// `BPF_PROG_TEST_RUN`, passing twelve `u64` arguments (the most a raw tracepoint

@@ -1,6 +1,6 @@
 //! `aya::Pod` for the shared types, so user space can read and write them in maps.
 
-use crate::{FlowRecord, KernelOffsets, OpenFlow};
+use crate::{AggregateKey, AggregateValue, FlowRecord, KernelOffsets, OpenFlow, ProbeConfig};
 
 // SAFETY: `FlowRecord` is `#[repr(C)]`, `Copy`, made only of integers and byte arrays,
 // has no implicit padding (checked by the size assertion in `record.rs`), and every bit
@@ -14,3 +14,14 @@ unsafe impl aya::Pod for KernelOffsets {}
 // SAFETY: `OpenFlow` is `#[repr(C)]`, `Copy`, integers and byte arrays with explicit
 // padding (size asserted in `open_flow.rs`); any bit pattern is valid.
 unsafe impl aya::Pod for OpenFlow {}
+
+// SAFETY: `AggregateKey`, `AggregateValue` and `ProbeConfig` are `#[repr(C)]`, `Copy`,
+// integers and byte arrays with explicit padding (sizes asserted in `aggregate.rs`);
+// any bit pattern is valid.
+unsafe impl aya::Pod for AggregateKey {}
+
+// SAFETY: see `AggregateKey`.
+unsafe impl aya::Pod for AggregateValue {}
+
+// SAFETY: see `AggregateKey`.
+unsafe impl aya::Pod for ProbeConfig {}

@@ -7,9 +7,9 @@
 //! on a short timer; only when the ring holds more than [`WAKEUP_THRESHOLD`] bytes does
 //! a record force a wakeup, so a burst is drained before the ring overflows.
 
-use paved_flow_common::FlowRecord;
+use paved_flow_common::{FlowRecord, counter};
 
-use crate::maps::{DROPPED_RECORDS, FLOW_RECORDS, RECORD_RING_BYTES};
+use crate::maps::{FLOW_RECORDS, RECORD_RING_BYTES, count};
 
 /// `BPF_RB_NO_WAKEUP` (include/uapi/linux/bpf.h).
 const RB_NO_WAKEUP: u64 = 1;
@@ -34,19 +34,7 @@ pub fn output(record: &FlowRecord) -> bool {
     if FLOW_RECORDS.output::<FlowRecord>(record, flags).is_ok() {
         true
     } else {
-        count_drop();
+        count(counter::RING_DROPPED);
         false
-    }
-}
-
-/// Counts a record the ring buffer had no room for.
-#[inline(always)]
-fn count_drop() {
-    // Per-CPU slot: no other CPU writes it and the programs are not re-entered on this
-    // CPU while they run, so a plain increment is exact (BPF has no portable atomic
-    // fetch-add from Rust: the target lacks `atomic-cas`).
-    if let Some(counter) = DROPPED_RECORDS.get_ptr_mut(0) {
-        // SAFETY: the pointer is this CPU's live array slot.
-        unsafe { *counter += 1 };
     }
 }

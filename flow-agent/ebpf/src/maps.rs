@@ -2,16 +2,27 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use paved_flow_common::{FlowRecord, KernelOffsets, OpenFlow};
+use paved_flow_common::{
+    AggregateKey, AggregateValue, FlowRecord, KernelOffsets, OpenFlow, ProbeConfig, counter,
+};
 
 /// Connections tracked at once. LRU: when full, the oldest open is forgotten and its
 /// close is reported with `Direction::Unknown` instead of failing the insert.
 const MAX_OPEN_FLOWS: u32 = 65_536;
 
+/// Keys per aggregate map between two reads by user space (one interval). A close that
+/// finds its map full is written to the ring buffer instead, so nothing is lost.
+const MAX_AGGREGATES: u32 = 4_096;
+
 /// Room for 8192 records (+8 bytes of header each) between two user-space polls.
 pub const RECORD_RING_BYTES: u32 = 8192 * 256;
+
+/// `BPF_F_NO_PREALLOC`: aggregate values are allocated when a key first appears, so
+/// the maps take memory for the keys in use, not for `MAX_AGGREGATES` of 816 bytes
+/// per CPU each.
+const BPF_F_NO_PREALLOC: u32 = 1 << 0;
 
 /// `BPF_F_NO_COMMON_LRU`: one LRU list per CPU instead of one behind a global lock.
 /// Every open inserts and every close deletes, so the LRU's bookkeeping is on the hot
@@ -24,17 +35,58 @@ const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
 pub static OPEN_FLOWS: LruHashMap<u64, OpenFlow> =
     LruHashMap::with_max_entries(MAX_OPEN_FLOWS, BPF_F_NO_COMMON_LRU);
 
-/// Closed-flow and interim records for user space (`names::RECORDS_MAP`).
+/// Interim records, and closes in per-connection mode or past a full aggregate map,
+/// for user space (`names::RECORDS_MAP`).
 #[map(name = "FLOW_RECORDS")]
 pub static FLOW_RECORDS: RingBuf = RingBuf::with_byte_size(RECORD_RING_BYTES, 0);
+
+/// Closed connections summed per key (`names::AGGREGATE_MAPS[0]`).
+#[map(name = "FLOW_AGGREGATES_0")]
+pub static FLOW_AGGREGATES_0: PerCpuHashMap<AggregateKey, AggregateValue> =
+    PerCpuHashMap::with_max_entries(MAX_AGGREGATES, BPF_F_NO_PREALLOC);
+
+/// The other aggregate map (`names::AGGREGATE_MAPS[1]`).
+#[map(name = "FLOW_AGGREGATES_1")]
+pub static FLOW_AGGREGATES_1: PerCpuHashMap<AggregateKey, AggregateValue> =
+    PerCpuHashMap::with_max_entries(MAX_AGGREGATES, BPF_F_NO_PREALLOC);
+
+/// An all-zero value to insert new keys with (a value this size does not fit on the
+/// BPF stack). Never written.
+#[map(name = "ZERO_AGGREGATE")]
+pub static ZERO_AGGREGATE: PerCpuArray<AggregateValue> = PerCpuArray::with_max_entries(1, 0);
 
 /// Kernel structure offsets written by the loader before attaching (`names::OFFSETS_MAP`).
 #[map(name = "KERNEL_OFFSETS")]
 pub static KERNEL_OFFSETS: Array<KernelOffsets> = Array::with_max_entries(1, 0);
 
-/// Records lost because the ring buffer was full (index 0, per CPU), summed by user space.
-#[map(name = "DROPPED_RECORDS")]
-pub static DROPPED_RECORDS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+/// Run-time settings written by user space (`names::CONFIG_MAP`).
+#[map(name = "PROBE_CONFIG")]
+pub static PROBE_CONFIG: Array<ProbeConfig> = Array::with_max_entries(1, 0);
+
+/// Per-CPU counters (`names::COUNTERS_MAP`, indices in `paved_flow_common::counter`).
+#[map(name = "PROBE_COUNTERS")]
+pub static PROBE_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Adds one to this CPU's counter `index`.
+#[inline(always)]
+pub fn count(index: u32) {
+    // Per-CPU slot: no other CPU writes it and the programs are not re-entered on this
+    // CPU while they run, so a plain increment is exact (BPF has no portable atomic
+    // fetch-add from Rust: the target lacks `atomic-cas`).
+    if let Some(counter) = PROBE_COUNTERS.get_ptr_mut(index) {
+        // SAFETY: the pointer is this CPU's live array slot.
+        unsafe { *counter += 1 };
+    }
+}
+
+/// The settings now, or the defaults before user space wrote any.
+#[inline(always)]
+pub fn config() -> ProbeConfig {
+    match PROBE_CONFIG.get(0) {
+        Some(config) => *config,
+        None => ProbeConfig::DEFAULT,
+    }
+}
 
 // The ring buffer's size must be a power-of-two multiple of the page size.
 const _: () = assert!(RECORD_RING_BYTES.is_power_of_two() && RECORD_RING_BYTES >= 4096);

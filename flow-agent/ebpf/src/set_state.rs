@@ -4,11 +4,19 @@ use aya_ebpf::{
     helpers::generated::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
 };
 use paved_flow_common::{
-    Direction, FlowRecord, OpenFlow, RecordKind,
+    Direction, FlowRecord, OpenFlow, RecordKind, ReportedCounters, counter,
     kernel::{AF_INET, AF_INET6, IPPROTO_TCP, inet_sock_set_state as tp, tcp_state},
+    report_mode, sample_hash,
 };
 
-use crate::{context::load, emit, maps::OPEN_FLOWS, task::Task, tcp_sock};
+use crate::{
+    aggregate,
+    context::load,
+    emit,
+    maps::{OPEN_FLOWS, config, count},
+    task::Task,
+    tcp_sock,
+};
 
 /// Entry point; the name is `names::SET_STATE_PROGRAM`.
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
@@ -20,44 +28,84 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
             load::<u16>(&ctx, tp::PROTOCOL),
         )
     };
-    // The filter every transition pays: only TCP opens and closes go further.
+    // The filter every transition pays: only TCP opens, owners' closes and final
+    // closes go further.
     if protocol != IPPROTO_TCP {
         return 0;
     }
     match newstate {
         tcp_state::SYN_SENT => on_open(&ctx, Direction::Outbound),
         tcp_state::SYN_RECV => on_open(&ctx, Direction::Inbound),
+        tcp_state::FIN_WAIT1 | tcp_state::LAST_ACK => on_owner_close(&ctx),
         tcp_state::CLOSE => on_close(&ctx),
         _ => {}
     }
     0
 }
 
-/// Starts tracking the socket, crediting the current task.
+/// Starts tracking the socket. An active open runs in the `connect()` of its owner,
+/// which is credited now; a passive open runs while the kernel handles the client's
+/// packet, on behalf of whoever was interrupted, so its owner is learnt later.
 #[inline(always)]
 fn on_open(ctx: &TracePointContext, direction: Direction) {
     // SAFETY: `skaddr` is an aligned 8-byte pointer field.
     let sk = unsafe { load::<u64>(ctx, tp::SKADDR) };
-    let task = Task::current();
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    let flow = OpenFlow {
+    let mut flow = OpenFlow {
         start_ns: now,
-        cgroup_id: task.cgroup_id,
+        cgroup_id: 0,
         retransmits: 0,
         last_report_ns: now,
-        pid: task.pid,
-        tgid: task.tgid,
-        comm: task.comm,
+        reported: ReportedCounters::ZERO,
+        pid: 0,
+        tgid: 0,
+        comm: [0; paved_flow_common::COMM_LEN],
         direction: direction as u8,
-        pad: [0; 7],
+        reported_once: 0,
+        owner_known: 0,
+        pad: [0; 5],
     };
+    if direction == Direction::Outbound {
+        credit(&mut flow, &Task::current());
+    }
     // A full LRU evicts its oldest entry, so this only fails on kernel memory pressure;
     // the close is then reported with an unknown direction, which is the best we can do.
     let _ = OPEN_FLOWS.insert(sk, flow, 0);
 }
 
-/// Emits the record of a closing socket and forgets it.
+/// The socket's owner closes it (`close()` or `shutdown()`: `FIN_WAIT1` when this side
+/// closes first, `LAST_ACK` when the peer did), in the owner's own system call: the
+/// moment an inbound flow learns its owner. (`tcplife` credits at the same moments;
+/// following the descriptor from `accept()` cost about as much as the rest of the
+/// open path.)
+#[inline(always)]
+fn on_owner_close(ctx: &TracePointContext) {
+    // SAFETY: `skaddr` is an aligned 8-byte pointer field.
+    let sk = unsafe { load::<u64>(ctx, tp::SKADDR) };
+    if let Some(open) = OPEN_FLOWS.get_ptr_mut(sk) {
+        // SAFETY: the pointer is a live map value from a successful lookup; the socket
+        // is locked by its owner here, so no other state change races this write.
+        unsafe {
+            if (*open).owner_known == 0 {
+                credit(&mut *open, &Task::current());
+            }
+        }
+    }
+}
+
+/// Credits `flow` to `task`.
+#[inline(always)]
+fn credit(flow: &mut OpenFlow, task: &Task) {
+    flow.pid = task.pid;
+    flow.tgid = task.tgid;
+    flow.comm = task.comm;
+    flow.cgroup_id = task.cgroup_id;
+    flow.owner_known = 1;
+}
+
+/// Reports a closing socket (summed into the active aggregate map, or as a record) and
+/// forgets it.
 #[inline(always)]
 fn on_close(ctx: &TracePointContext) {
     // SAFETY: aligned fields of the record, sizes matching the types.
@@ -66,11 +114,19 @@ fn on_close(ctx: &TracePointContext) {
     if oldstate == tcp_state::LISTEN {
         return;
     }
+    let settings = config();
+    if settings.sample_threshold != u32::MAX && sample_hash(sk) > settings.sample_threshold {
+        count(counter::SAMPLED_OUT);
+        let _ = OPEN_FLOWS.remove(sk);
+        return;
+    }
 
     let mut record = FlowRecord::zeroed();
     record.kind = RecordKind::Closed as u8;
     // SAFETY: helper without arguments.
     record.end_ns = unsafe { bpf_ktime_get_ns() };
+    let mut reported = ReportedCounters::ZERO;
+    let mut counted = false;
     if let Some(open) = OPEN_FLOWS.get_ptr(sk) {
         // SAFETY: the pointer comes from a successful lookup; the entry is copied at once.
         let open = unsafe { *open };
@@ -81,6 +137,8 @@ fn on_close(ctx: &TracePointContext) {
         record.comm = open.comm;
         record.direction = open.direction;
         record.retransmits_seen = open.retransmits as u32;
+        reported = open.reported;
+        counted = open.reported_once != 0;
     } else {
         // Opened before the probe started (or evicted): credit whoever closes it.
         let task = Task::current();
@@ -93,7 +151,17 @@ fn on_close(ctx: &TracePointContext) {
     fill_endpoints(ctx, &mut record);
     tcp_sock::fill_counters(sk, &mut record);
 
-    emit::output(&record);
+    let summed = settings.mode == report_mode::AGGREGATE && {
+        let summed = aggregate::add(&record, &reported, counted, settings.active_aggregates);
+        if !summed {
+            count(counter::AGGREGATE_FULL);
+        }
+        summed
+    };
+    if !summed {
+        // Cumulative counters: user space subtracts what the interim records carried.
+        emit::output(&record);
+    }
     let _ = OPEN_FLOWS.remove(sk);
 }
 

@@ -13,11 +13,14 @@
 use aya_ebpf::{
     helpers::generated::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext,
 };
-use paved_flow_common::{FlowRecord, RecordKind, SockOffsets, TcpSockOffsets, sweep};
+use paved_flow_common::{
+    FlowRecord, RecordKind, ReportedCounters, SockOffsets, TcpSockOffsets, counter, sample_hash,
+    sweep,
+};
 
 use crate::{
     emit,
-    maps::{KERNEL_OFFSETS, OPEN_FLOWS},
+    maps::{KERNEL_OFFSETS, OPEN_FLOWS, config, count},
     sock, tcp_sock,
 };
 
@@ -62,6 +65,12 @@ fn report(sk: u64, now: u64, min_age: u64) {
     if now.saturating_sub(flow.last_report_ns) < min_age {
         return;
     }
+    let threshold = config().sample_threshold;
+    if threshold != u32::MAX && sample_hash(sk) > threshold {
+        // Left out of the sample: its close is left out too.
+        count(counter::SAMPLED_OUT);
+        return;
+    }
     let (tcp_offsets, sock_offsets) = match KERNEL_OFFSETS.get(0) {
         Some(offsets) => (offsets.tcp_sock, offsets.sock),
         None => (TcpSockOffsets::UNKNOWN, SockOffsets::UNKNOWN),
@@ -85,8 +94,20 @@ fn report(sk: u64, now: u64, min_age: u64) {
         // Not marked as reported: the next sweep tries again.
         return;
     }
+    // The close adds only what comes after these counters to its aggregate.
     // SAFETY: the pointer is a live map value (freed only after an RCU grace period,
     // which cannot end while this program runs); a racing close at worst writes into
     // an entry about to disappear.
-    unsafe { (*open).last_report_ns = now };
+    unsafe {
+        (*open).last_report_ns = now;
+        (*open).reported = ReportedCounters {
+            bytes_acked: record.bytes_acked,
+            bytes_received: record.bytes_received,
+            segs_in: record.segs_in,
+            segs_out: record.segs_out,
+            total_retrans: record.total_retrans,
+            pad: 0,
+        };
+        (*open).reported_once = 1;
+    }
 }

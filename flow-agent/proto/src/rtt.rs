@@ -53,6 +53,11 @@ impl RttHistogram {
         self.add(Self::bucket_of(rtt_us), 1);
     }
 
+    /// Adds `count` samples of the same value.
+    pub fn record_n(&mut self, rtt_us: u32, count: u64) {
+        self.add(Self::bucket_of(rtt_us), count);
+    }
+
     fn add(&mut self, bucket: u16, count: u64) {
         if count == 0 {
             return;

@@ -11,17 +11,23 @@
 //! Increments are summed per [`AggregateKey`] (local address, remote address, service
 //! port, direction, process id), along with a histogram of the RTT of each report.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    net::IpAddr,
+};
 
 /// The maps touched for every record: ahash, randomly keyed (the keys hold peer
 /// addresses an outsider can choose) and much cheaper than SipHash per record.
 type RecordMap<K, V> = HashMap<K, V, ahash::RandomState>;
 
-use paved_flow_common::{FlowRecord, RecordKind};
+use paved_flow_common::{FlowRecord, RecordKind, rtt_bucket_value};
 use paved_flow_proto::{self as proto, BatchStats, FlowAggregate, RttHistogram};
 
 use super::enrich::Enricher;
-use crate::flow::{FlowId, ip, service_port, wire_direction};
+use crate::{
+    aggregates::KernelAggregate,
+    flow::{FlowId, ip, service_port, wire_direction},
+};
 
 /// Most aggregates kept per interval; records of further keys are counted as
 /// `overflowed` (an address scan must not exhaust the agent's memory).
@@ -238,35 +244,15 @@ impl Aggregator {
             return;
         };
         let key = AggregateKey::of(record);
-        // One hash per record on the common path (the key exists): `get_mut` first,
-        // the insertion only for a new key.
-        let slot = match self.slots.get_mut(&key) {
-            Some(slot) => slot,
-            None => {
-                if self.slots.len() >= MAX_AGGREGATES {
-                    self.stats.overflowed += 1;
-                    return;
-                }
-                self.slots.entry(key).or_insert_with(|| FlowAggregate {
-                    direction: key.direction,
-                    local_addr: key.local,
-                    remote_addr: key.remote,
-                    service_port: key.service_port,
-                    process: enricher.process(record.tgid, record.comm_bytes()),
-                    cgroup_id: record.cgroup_id,
-                    container: enricher.container(record.cgroup_id, record.tgid),
-                    connections: 0,
-                    closed: 0,
-                    bytes_sent: 0,
-                    bytes_received: 0,
-                    segments_sent: 0,
-                    segments_received: 0,
-                    retransmits: 0,
-                    rtt: RttHistogram::default(),
-                    first_seen_ms: at_ms,
-                    last_seen_ms: at_ms,
-                })
-            }
+        let Some(slot) = self.slot(
+            key,
+            record.tgid,
+            record.comm_bytes(),
+            record.cgroup_id,
+            at_ms,
+            enricher,
+        ) else {
+            return;
         };
         let c = increment.counters;
         slot.connections += u64::from(increment.new_connection);
@@ -281,6 +267,92 @@ impl Aggregator {
         }
         slot.first_seen_ms = slot.first_seen_ms.min(at_ms);
         slot.last_seen_ms = slot.last_seen_ms.max(at_ms);
+    }
+
+    /// Adds an aggregate the kernel summed (closed connections, increments already),
+    /// first and last seen at `first_ms` and `last_ms`.
+    pub fn add_kernel(
+        &mut self,
+        aggregate: &KernelAggregate,
+        first_ms: u64,
+        last_ms: u64,
+        enricher: &mut Enricher,
+    ) {
+        let k = &aggregate.key;
+        let v = &aggregate.value;
+        let key = AggregateKey {
+            direction: wire_direction(paved_flow_common::Direction::from_u8(k.direction)),
+            local: ip(k.local_addr),
+            remote: ip(k.remote_addr),
+            service_port: k.service_port,
+            pid: k.tgid,
+        };
+        let comm_len = v.comm.iter().position(|&b| b == 0).unwrap_or(v.comm.len());
+        let Some(slot) = self.slot(
+            key,
+            k.tgid,
+            &v.comm[..comm_len],
+            k.cgroup_id,
+            first_ms,
+            enricher,
+        ) else {
+            return;
+        };
+        slot.connections += u64::from(v.connections);
+        slot.closed += u64::from(v.closed);
+        slot.bytes_sent = slot.bytes_sent.saturating_add(v.bytes_acked);
+        slot.bytes_received = slot.bytes_received.saturating_add(v.bytes_received);
+        slot.segments_sent = slot.segments_sent.saturating_add(v.segs_out);
+        slot.segments_received = slot.segments_received.saturating_add(v.segs_in);
+        slot.retransmits = slot.retransmits.saturating_add(u64::from(v.total_retrans));
+        for (bucket, count) in aggregate.rtt_buckets() {
+            slot.rtt
+                .record_n(rtt_bucket_value(bucket), u64::from(count));
+        }
+        slot.first_seen_ms = slot.first_seen_ms.min(first_ms);
+        slot.last_seen_ms = slot.last_seen_ms.max(last_ms);
+    }
+
+    /// The aggregate of `key`, created (and enriched once) if new; `None` when the
+    /// interval already has [`MAX_AGGREGATES`] (counted as `overflowed`).
+    fn slot(
+        &mut self,
+        key: AggregateKey,
+        tgid: u32,
+        comm: &[u8],
+        cgroup_id: u64,
+        at_ms: u64,
+        enricher: &mut Enricher,
+    ) -> Option<&mut FlowAggregate> {
+        // One hash per record: the entry API finds or makes the slot.
+        let full = self.slots.len() >= MAX_AGGREGATES;
+        let vacant = match self.slots.entry(key) {
+            Entry::Occupied(slot) => return Some(slot.into_mut()),
+            Entry::Vacant(_) if full => {
+                self.stats.overflowed += 1;
+                return None;
+            }
+            Entry::Vacant(vacant) => vacant,
+        };
+        Some(vacant.insert(FlowAggregate {
+            direction: key.direction,
+            local_addr: key.local,
+            remote_addr: key.remote,
+            service_port: key.service_port,
+            process: enricher.process(tgid, comm),
+            cgroup_id,
+            container: enricher.container(cgroup_id, tgid),
+            connections: 0,
+            closed: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            segments_sent: 0,
+            segments_received: 0,
+            retransmits: 0,
+            rtt: RttHistogram::default(),
+            first_seen_ms: at_ms,
+            last_seen_ms: at_ms,
+        }))
     }
 
     /// Ends the interval `[start_ms, end_ms)`: returns its aggregates (sightings clamped

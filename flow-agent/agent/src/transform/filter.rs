@@ -30,14 +30,20 @@ pub struct RecordFilter {
 }
 
 impl RecordFilter {
-    /// The filter for `config` (assumed valid).
-    pub fn new(config: &FlowConfig) -> Self {
+    /// The filter for `config` (assumed valid). `sample` says whether it samples
+    /// records itself (not when the source already does, as the kernel probe does).
+    pub fn new(config: &FlowConfig, sample: bool) -> Self {
         let rate = config.sampling_rate.clamp(0.0, 1.0);
         Self {
             ports: config.ports.clone(),
             threshold: (rate * u64::MAX as f64) as u64,
-            sampling: rate < 1.0,
+            sampling: sample && rate < 1.0,
         }
+    }
+
+    /// Whether the port filters keep flows to service port `port`.
+    pub fn allows_port(&self, port: u16) -> bool {
+        self.ports.allows(port)
     }
 
     /// Decides for one record. Sampling hashes the connection's identity, so all
@@ -76,23 +82,29 @@ mod tests {
 
     #[test]
     fn ports_are_filtered_on_the_service_port() {
-        let filter = RecordFilter::new(&FlowConfig {
-            ports: PortFilter {
-                include: vec![],
-                exclude: vec![PortRange::single(22)],
+        let filter = RecordFilter::new(
+            &FlowConfig {
+                ports: PortFilter {
+                    include: vec![],
+                    exclude: vec![PortRange::single(22)],
+                },
+                ..FlowConfig::default()
             },
-            ..FlowConfig::default()
-        });
+            true,
+        );
         assert_eq!(filter.check(&record(1, 50_000, 22)), Verdict::Filtered);
         assert_eq!(filter.check(&record(1, 22, 443)), Verdict::Keep);
     }
 
     #[test]
     fn sampling_keeps_about_the_rate_and_is_stable_per_connection() {
-        let filter = RecordFilter::new(&FlowConfig {
-            sampling_rate: 0.25,
-            ..FlowConfig::default()
-        });
+        let filter = RecordFilter::new(
+            &FlowConfig {
+                sampling_rate: 0.25,
+                ..FlowConfig::default()
+            },
+            true,
+        );
         let kept = (0..10_000u64)
             .filter(|&i| filter.check(&record(i + 1, 40_000, 443)) == Verdict::Keep)
             .count();
@@ -100,5 +112,18 @@ mod tests {
         let r = record(77, 40_000, 443);
         let first = filter.check(&r);
         assert!((0..10).all(|_| filter.check(&r) == first));
+    }
+
+    #[test]
+    fn a_source_that_samples_itself_is_not_sampled_again() {
+        let filter = RecordFilter::new(
+            &FlowConfig {
+                sampling_rate: 0.01,
+                ..FlowConfig::default()
+            },
+            false,
+        );
+        assert!((0..1_000u64).all(|i| filter.check(&record(i + 1, 40_000, 443)) == Verdict::Keep));
+        assert!(filter.allows_port(443));
     }
 }
