@@ -33,6 +33,10 @@ pub struct ControlPlaneArgs {
     /// consumer `paved-flow-collectors` shared by every replica).
     #[arg(long, env = "PAVED_NATS_URL")]
     flows_nats_url: Option<String>,
+    /// Resolve upstream endpoints given by DNS names (for flow attribution) by asking this
+    /// nameserver (`ip:port`) directly instead of the system resolver.
+    #[arg(long, env = "PAVED_FLOWS_NAMESERVER")]
+    flows_nameserver: Option<SocketAddr>,
     /// People sign in to the UI through an external OpenID provider.
     #[command(flatten)]
     external_oidc: ExternalOidcArgs,
@@ -208,6 +212,12 @@ pub fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         let cp = ControlPlane::start(config)
             .await
             .context("starting the control plane")?;
+        if let Some(nameserver) = args.flows_nameserver {
+            // Before the resolver's first pass (5 s after the start).
+            let mut settings = cp.flow_settings();
+            settings.upstream_nameserver = Some(nameserver);
+            cp.configure_flows(settings).await;
+        }
         if let Some(url) = args.flows_nats_url {
             use paved_flow_agent::transport::nats::{ConsumerSettings, StreamSettings};
             cp.spawn_flow_consumer(
@@ -345,6 +355,32 @@ mod tests {
         ]);
         let e = bad_role.expect_err("refused").to_string();
         assert!(e.contains("oidc.external.group_mappings"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod flows_args_tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ControlPlaneArgs,
+    }
+
+    #[test]
+    fn the_flows_nameserver_flag_takes_an_address_and_defaults_to_the_system_resolver() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("paved").chain(args.iter().copied()))
+                .map(|c| c.args.flows_nameserver)
+        };
+        assert_eq!(parse(&[]).expect("no flag"), None);
+        assert_eq!(
+            parse(&["--flows-nameserver", "10.0.0.53:53"]).expect("an address"),
+            Some(SocketAddr::from(([10, 0, 0, 53], 53)))
+        );
+        assert!(parse(&["--flows-nameserver", "dns.internal"]).is_err());
     }
 }
 

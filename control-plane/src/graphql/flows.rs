@@ -94,6 +94,9 @@ pub enum GqlLeaseSource {
     AgentHost,
     /// A Kubernetes pod's address.
     KubernetesPod,
+    /// An upstream endpoint of an app's intent given by a DNS name, at an address it
+    /// resolved to.
+    ResolvedUpstream,
 }
 
 impl From<LeaseSource> for GqlLeaseSource {
@@ -103,6 +106,7 @@ impl From<LeaseSource> for GqlLeaseSource {
             LeaseSource::StaticInventory => GqlLeaseSource::StaticInventory,
             LeaseSource::AgentHost => GqlLeaseSource::AgentHost,
             LeaseSource::KubernetesPod => GqlLeaseSource::KubernetesPod,
+            LeaseSource::ResolvedUpstream => GqlLeaseSource::ResolvedUpstream,
         }
     }
 }
@@ -114,6 +118,7 @@ impl From<GqlLeaseSource> for LeaseSource {
             GqlLeaseSource::StaticInventory => LeaseSource::StaticInventory,
             GqlLeaseSource::AgentHost => LeaseSource::AgentHost,
             GqlLeaseSource::KubernetesPod => LeaseSource::KubernetesPod,
+            GqlLeaseSource::ResolvedUpstream => LeaseSource::ResolvedUpstream,
         }
     }
 }

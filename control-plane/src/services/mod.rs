@@ -185,6 +185,10 @@ impl ControlPlane {
         // every `FlowSettings::prune_every` (the task ends with `cp`).
         cp.sync_upstream_leases_now().await?;
         cp.spawn_flow_retention(Duration::from_secs(60));
+        // Upstreams given by DNS names are leased at what they resolve to, every
+        // `FlowSettings::resolve_every`; the first pass waits a little so that a caller's
+        // `configure_flows` (a nameserver) comes first, and never delays the start.
+        cp.spawn_upstream_resolver(Duration::from_secs(5));
         Ok(cp)
     }
 

@@ -37,6 +37,7 @@ pub fn lease_source_name(source: LeaseSource) -> &'static str {
         LeaseSource::StaticInventory => "static_inventory",
         LeaseSource::AgentHost => "agent_host",
         LeaseSource::KubernetesPod => "kubernetes_pod",
+        LeaseSource::ResolvedUpstream => "resolved_upstream",
     }
 }
 
@@ -46,6 +47,7 @@ pub(crate) fn parse_source(name: &str) -> Option<LeaseSource> {
         LeaseSource::StaticInventory,
         LeaseSource::AgentHost,
         LeaseSource::KubernetesPod,
+        LeaseSource::ResolvedUpstream,
     ]
     .into_iter()
     .find(|s| lease_source_name(*s) == name)
@@ -144,6 +146,23 @@ pub(crate) async fn next_revision<C: ConnectionTrait>(db: &C) -> Result<i64> {
     Ok(fingerprint(db).await?.1.unwrap_or(0) + 1)
 }
 
+/// The open leases of `source`, decoded (rows that do not decode are left out: a sync ends
+/// them).
+pub(crate) async fn open_leases<C: ConnectionTrait>(
+    db: &C,
+    source: LeaseSource,
+) -> Result<BTreeSet<LeaseKey>> {
+    Ok(address_lease::Entity::find()
+        .filter(address_lease::Column::Source.eq(lease_source_name(source)))
+        .filter(address_lease::Column::ValidToMs.is_null())
+        .all(db)
+        .await?
+        .iter()
+        .filter_map(lease_from_row)
+        .map(|l| (l.prefix, l.port, l.app))
+        .collect())
+}
+
 /// Ends, at `at_ms`, the open lease in `row` (never before it started).
 pub(crate) async fn end_row<C: ConnectionTrait>(
     db: &C,
@@ -231,8 +250,9 @@ pub(crate) async fn sync_source_rows<C: ConnectionTrait>(
 }
 
 /// The addresses and port of an upstream endpoint (`10.0.0.5:8080`, `[2001:db8::5]:443`,
-/// `localhost:8090`). Other host names are not resolved here: their endpoints get no lease
-/// (unknown stays unknown) rather than one from a resolution the gateway may not share.
+/// `localhost:8090`). Other host names are not resolved here, in the transaction of an intent
+/// change: the background resolver (`resolver.rs`) leases them under
+/// [`LeaseSource::ResolvedUpstream`] at the addresses they resolve to.
 pub(crate) fn endpoint_addresses(endpoint: &str) -> Option<(Vec<IpAddr>, u16)> {
     let endpoint = endpoint.trim();
     if let Ok(addr) = endpoint.parse::<SocketAddr>() {
@@ -249,27 +269,33 @@ pub(crate) fn endpoint_addresses(endpoint: &str) -> Option<(Vec<IpAddr>, u16)> {
     None
 }
 
+/// Every upstream endpoint of `intents` with the app whose intent names it (intents whose
+/// name is not a valid app id are skipped).
+pub(crate) fn upstream_endpoints(intents: &[Intent]) -> impl Iterator<Item = (AppId, &str)> {
+    intents.iter().flat_map(|intent| {
+        let app = AppId::new(intent.name.clone()).ok();
+        intent
+            .upstream
+            .iter()
+            .chain(intent.upstreams.values())
+            .flat_map(|spec| spec.endpoints.iter())
+            .filter_map(move |endpoint| Some((app.clone()?, endpoint.as_str())))
+    })
+}
+
 /// The endpoint leases the gateway's upstreams of `intents` make: each endpoint address and
 /// port belongs to the app whose intent names it.
 pub(crate) fn upstream_leases(intents: &[Intent]) -> BTreeSet<LeaseKey> {
     let mut wanted = BTreeSet::new();
-    for intent in intents {
-        let Ok(app) = AppId::new(intent.name.clone()) else {
-            continue;
-        };
-        let specs = intent.upstream.iter().chain(intent.upstreams.values());
-        for spec in specs {
-            for endpoint in &spec.endpoints {
-                match endpoint_addresses(endpoint) {
-                    Some((addrs, port)) => {
-                        for addr in addrs {
-                            wanted.insert((IpPrefix::host(addr), Some(port), app.clone()));
-                        }
-                    }
-                    None => {
-                        tracing::debug!(app = %intent.name, %endpoint, "upstream endpoint is a host name: no address lease");
-                    }
+    for (app, endpoint) in upstream_endpoints(intents) {
+        match endpoint_addresses(endpoint) {
+            Some((addrs, port)) => {
+                for addr in addrs {
+                    wanted.insert((IpPrefix::host(addr), Some(port), app.clone()));
                 }
+            }
+            None => {
+                tracing::debug!(app = %app, %endpoint, "upstream endpoint is a host name: left to the resolver");
             }
         }
     }
@@ -277,20 +303,23 @@ pub(crate) fn upstream_leases(intents: &[Intent]) -> BTreeSet<LeaseKey> {
 }
 
 /// Syncs the gateway-upstream leases with `intents` (the current intents as the caller's
-/// transaction sees them) at `at_ms`. Called in the transaction of every change that
-/// recompiles the snapshot, so the leases change with the intents, atomically.
+/// transaction sees them) at `at_ms`, and ends the resolved leases of DNS-named endpoints
+/// the intents no longer have. Called in the transaction of every change that recompiles
+/// the snapshot, so the leases change with the intents, atomically.
 pub(crate) async fn sync_upstream_leases<C: ConnectionTrait>(
     db: &C,
     intents: &[Intent],
     at_ms: u64,
 ) -> Result<(usize, usize)> {
-    sync_source_rows(
+    let (started, ended) = sync_source_rows(
         db,
         LeaseSource::GatewayUpstream,
         &upstream_leases(intents),
         at_ms,
     )
-    .await
+    .await?;
+    let gone = super::resolver::end_unnamed_resolved_leases(db, intents, at_ms).await?;
+    Ok((started, ended + gone))
 }
 
 /// Whether an address identifies the host that reports it: not loopback, unspecified,
@@ -418,6 +447,24 @@ mod tests {
         );
         assert_eq!(endpoint_addresses("api.internal:80"), None);
         assert_eq!(endpoint_addresses("10.0.0.5"), None);
+    }
+
+    #[test]
+    fn every_lease_source_has_a_stored_name_that_reads_back() {
+        for source in [
+            LeaseSource::GatewayUpstream,
+            LeaseSource::ResolvedUpstream,
+            LeaseSource::StaticInventory,
+            LeaseSource::AgentHost,
+            LeaseSource::KubernetesPod,
+        ] {
+            assert_eq!(parse_source(lease_source_name(source)), Some(source));
+        }
+        assert_eq!(
+            lease_source_name(LeaseSource::ResolvedUpstream),
+            "resolved_upstream"
+        );
+        assert_eq!(parse_source("dns"), None);
     }
 
     #[test]

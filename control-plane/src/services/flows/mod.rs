@@ -8,6 +8,8 @@
 //!   upstream endpoints of the current intents (synced in the transaction of every change
 //!   that recompiles the snapshot), the addresses the agents' hosts report flows from, and
 //!   the static inventory ([`inventory`], uploaded by admins).
+//! - [`resolver`]: upstream endpoints given by DNS names, resolved every
+//!   [`FlowSettings::resolve_every`] and leased at the addresses they resolve to.
 //! - [`queries`]: an app's dependencies, the dependency graph, top talkers, new edges,
 //!   flows to addresses no app owns — filtered by what the caller may read.
 //! - retention: raw flows older than [`FlowSettings::retention`] (7 days) and edges older
@@ -23,7 +25,9 @@ mod ingest;
 mod inventory;
 mod leases;
 mod queries;
+mod resolver;
 
+use std::net::SocketAddr;
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -40,6 +44,9 @@ pub use leases::{HOST_APP_PREFIX, LeaseFilter, StoredLease, lease_source_name};
 pub use queries::{
     AddressScope, AppDependencies, FlowEdgeSummary, FlowGraph, FlowNode, FlowPeer, FlowRange,
     MAX_FLOW_RANGE, TalkerOrder, UnownedDestination, address_scope,
+};
+pub use resolver::{
+    HostResolver, MAX_RESOLVED_NAMES, NameserverResolver, ResolveError, ResolvePass, SystemResolver,
 };
 
 /// A process rule: the reporting host's own side of a flow by process (apps sharing a host
@@ -65,6 +72,17 @@ pub struct FlowSettings {
     pub prune_every: Duration,
     /// Process rules, tried before address leases for the reporting host's side.
     pub process_rules: Vec<ProcessRule>,
+    /// How often upstream endpoints given by DNS names are resolved and their leases
+    /// synced (60 s; the first pass runs 5 s after start). Zero: no periodic pass
+    /// ([`ControlPlane::resolve_upstreams_now`] still runs one).
+    pub resolve_every: Duration,
+    /// How long one name may take to resolve (A and AAAA together) before the pass counts
+    /// it as failed and keeps its leases (5 s).
+    pub resolve_timeout: Duration,
+    /// The nameserver upstream names are asked (`ip:port`, over UDP, TCP when the answer is
+    /// truncated; names are taken as absolute); `None`: the system resolver, as the gateway
+    /// resolves them.
+    pub upstream_nameserver: Option<SocketAddr>,
 }
 
 impl Default for FlowSettings {
@@ -74,6 +92,9 @@ impl Default for FlowSettings {
             edge_retention: Duration::from_secs(90 * 24 * 3600),
             prune_every: Duration::from_secs(600),
             process_rules: Vec::new(),
+            resolve_every: Duration::from_secs(60),
+            resolve_timeout: Duration::from_secs(5),
+            upstream_nameserver: None,
         }
     }
 }

@@ -10,7 +10,8 @@ pub struct Model {
     /// Row id.
     #[sea_orm(primary_key)]
     pub id: i64,
-    /// `gateway_upstream`, `static_inventory`, `agent_host` or `kubernetes_pod`.
+    /// `gateway_upstream`, `resolved_upstream`, `static_inventory`, `agent_host` or
+    /// `kubernetes_pod`.
     pub source: String,
     /// The prefix, canonical (`10.0.0.0/24`, `10.0.0.9/32`, `2001:db8::/32`).
     pub prefix: String,

@@ -211,6 +211,17 @@ impl FlowTracker {
     }
 }
 
+/// Adds counters, new connections and closes to an aggregate.
+fn add_sums(slot: &mut FlowAggregate, c: &Counters, connections: u64, closed: u64) {
+    slot.connections += connections;
+    slot.closed += closed;
+    slot.bytes_sent = slot.bytes_sent.saturating_add(c.bytes_sent);
+    slot.bytes_received = slot.bytes_received.saturating_add(c.bytes_received);
+    slot.segments_sent = slot.segments_sent.saturating_add(c.segments_sent);
+    slot.segments_received = slot.segments_received.saturating_add(c.segments_received);
+    slot.retransmits = slot.retransmits.saturating_add(c.retransmits);
+}
+
 /// Sums increments per [`AggregateKey`] over one interval.
 #[derive(Debug, Default)]
 pub struct Aggregator {
@@ -254,14 +265,12 @@ impl Aggregator {
         ) else {
             return;
         };
-        let c = increment.counters;
-        slot.connections += u64::from(increment.new_connection);
-        slot.closed += u64::from(increment.closed);
-        slot.bytes_sent = slot.bytes_sent.saturating_add(c.bytes_sent);
-        slot.bytes_received = slot.bytes_received.saturating_add(c.bytes_received);
-        slot.segments_sent = slot.segments_sent.saturating_add(c.segments_sent);
-        slot.segments_received = slot.segments_received.saturating_add(c.segments_received);
-        slot.retransmits = slot.retransmits.saturating_add(c.retransmits);
+        add_sums(
+            slot,
+            &increment.counters,
+            u64::from(increment.new_connection),
+            u64::from(increment.closed),
+        );
         if record.srtt_us > 0 {
             slot.rtt.record(record.srtt_us);
         }
@@ -298,13 +307,14 @@ impl Aggregator {
         ) else {
             return;
         };
-        slot.connections += u64::from(v.connections);
-        slot.closed += u64::from(v.closed);
-        slot.bytes_sent = slot.bytes_sent.saturating_add(v.bytes_acked);
-        slot.bytes_received = slot.bytes_received.saturating_add(v.bytes_received);
-        slot.segments_sent = slot.segments_sent.saturating_add(v.segs_out);
-        slot.segments_received = slot.segments_received.saturating_add(v.segs_in);
-        slot.retransmits = slot.retransmits.saturating_add(u64::from(v.total_retrans));
+        let sums = Counters {
+            bytes_sent: v.bytes_acked,
+            bytes_received: v.bytes_received,
+            segments_sent: v.segs_out,
+            segments_received: v.segs_in,
+            retransmits: u64::from(v.total_retrans),
+        };
+        add_sums(slot, &sums, u64::from(v.connections), u64::from(v.closed));
         for (bucket, count) in aggregate.rtt_buckets() {
             slot.rtt
                 .record_n(rtt_bucket_value(bucket), u64::from(count));
@@ -454,6 +464,53 @@ mod tests {
         assert_eq!(f.service_port, 443);
         assert_eq!(f.rtt.count(), 3);
         assert_eq!(f.local_addr, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+    }
+
+    #[test]
+    fn kernel_sums_and_records_of_one_key_make_one_aggregate() {
+        let mut agg = Aggregator::new();
+        let mut e = enricher();
+        // A long connection's interim record, then the kernel's sums of the interval's
+        // closes (which include what came after that interim record).
+        agg.add(&record(RecordKind::Interim, 1, 2, 100, 10), 5, &mut e);
+        let r = record(RecordKind::Closed, 0, 0, 0, 0);
+        let mut rtt = [0u32; paved_flow_common::RTT_BUCKETS];
+        rtt[paved_flow_common::rtt_bucket(50)] = 4;
+        let kernel = KernelAggregate {
+            key: paved_flow_common::AggregateKey {
+                local_addr: r.saddr,
+                remote_addr: r.daddr,
+                cgroup_id: 7,
+                tgid: r.tgid,
+                service_port: 443,
+                direction: Direction::Outbound as u8,
+                pad: 0,
+            },
+            value: paved_flow_common::AggregateValue {
+                first_ns: 1,
+                last_ns: 2,
+                bytes_acked: 900,
+                bytes_received: 90,
+                segs_in: 4,
+                segs_out: 5,
+                connections: 3,
+                closed: 4,
+                total_retrans: 1,
+                pid: 99,
+                comm: [0; paved_flow_common::COMM_LEN],
+                rtt,
+            },
+        };
+        agg.add_kernel(&kernel, 3, 8, &mut e);
+        let (flows, _) = agg.take(0, 10, 60_000);
+        assert_eq!(flows.len(), 1, "{flows:#?}");
+        let f = &flows[0];
+        assert_eq!((f.connections, f.closed), (4, 4));
+        assert_eq!((f.bytes_sent, f.bytes_received), (1_000, 100));
+        assert_eq!((f.segments_sent, f.segments_received), (7, 6));
+        assert_eq!(f.retransmits, 1);
+        assert_eq!(f.rtt.count(), 5, "one sample from the record, four summed");
+        assert_eq!((f.first_seen_ms, f.last_seen_ms), (3, 8));
     }
 
     #[test]
