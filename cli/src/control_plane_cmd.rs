@@ -9,6 +9,7 @@ use paved_control_plane::config::{
     AcmeSettings, DnsProviderSettings, ExternalOidcSettings, GroupMapping, IssuerSettings,
     Rfc2136Settings, TsigSecret,
 };
+use paved_control_plane::services::flows::{DEFAULT_APP_LABEL, KubernetesPods};
 use paved_control_plane::{ControlPlane, ControlPlaneConfig};
 
 /// Arguments of `paved control-plane`.
@@ -37,6 +38,9 @@ pub struct ControlPlaneArgs {
     /// nameserver (`ip:port`) directly instead of the system resolver.
     #[arg(long, env = "PAVED_FLOWS_NAMESERVER")]
     flows_nameserver: Option<SocketAddr>,
+    /// Kubernetes pods' addresses leased to their apps (flow attribution).
+    #[command(flatten)]
+    kube: KubeArgs,
     /// People sign in to the UI through an external OpenID provider.
     #[command(flatten)]
     external_oidc: ExternalOidcArgs,
@@ -111,6 +115,88 @@ impl AcmeArgs {
         acme.contact_email = self.acme_contact.clone();
         acme.ca_bundle = self.acme_ca_bundle.clone();
         Ok(IssuerSettings::Acme(Box::new(acme)))
+    }
+}
+
+/// `--kube-*`: the addresses of running Kubernetes pods are leased to the app their label
+/// names, listed from the API server every 30 s (docs/flow-telemetry.md, "Leases").
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct KubeArgs {
+    /// The Kubernetes API server to list pods from (`https://10.96.0.1:443`).
+    #[arg(long, env = "PAVED_KUBE_API_URL")]
+    pub kube_api_url: Option<String>,
+    /// A file holding the bearer token, read at every poll.
+    #[arg(long, env = "PAVED_KUBE_TOKEN_FILE")]
+    pub kube_token_file: Option<PathBuf>,
+    /// PEM roots the API server's certificate is checked against.
+    #[arg(long, env = "PAVED_KUBE_CA_FILE")]
+    pub kube_ca_file: Option<PathBuf>,
+    /// The pod label naming the app (default: paved.dev/app).
+    #[arg(long, env = "PAVED_KUBE_APP_LABEL")]
+    pub kube_app_label: Option<String>,
+    /// Only this namespace's pods (default: every namespace).
+    #[arg(long, env = "PAVED_KUBE_NAMESPACE")]
+    pub kube_namespace: Option<String>,
+    /// The API server of the cluster this runs in (KUBERNETES_SERVICE_HOST and _PORT), with
+    /// the pod's service-account token and CA bundle; the other --kube-* flags override.
+    #[arg(long, env = "PAVED_KUBE_IN_CLUSTER")]
+    pub kube_in_cluster: bool,
+}
+
+impl KubeArgs {
+    /// The settings these flags describe: `None` without `--kube-api-url` or
+    /// `--kube-in-cluster`; an error when they cannot work.
+    pub fn settings(&self) -> anyhow::Result<Option<KubernetesPods>> {
+        self.settings_with(KubernetesPods::in_cluster)
+    }
+
+    /// Like [`KubeArgs::settings`], with `in_cluster` giving the in-cluster defaults.
+    fn settings_with(
+        &self,
+        in_cluster: impl FnOnce() -> Option<KubernetesPods>,
+    ) -> anyhow::Result<Option<KubernetesPods>> {
+        let mut pods = if self.kube_in_cluster {
+            let mut pods = in_cluster().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--kube-in-cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set (not in a pod)"
+                )
+            })?;
+            if let Some(url) = &self.kube_api_url {
+                pods.api_url = url.clone();
+            }
+            pods
+        } else if let Some(url) = &self.kube_api_url {
+            KubernetesPods::new(url.clone())
+        } else {
+            let set = self.kube_token_file.is_some()
+                || self.kube_ca_file.is_some()
+                || self.kube_app_label.is_some()
+                || self.kube_namespace.is_some();
+            if set {
+                anyhow::bail!(
+                    "--kube-api-url or --kube-in-cluster is required by the other --kube-* options"
+                );
+            }
+            return Ok(None);
+        };
+        if let Some(file) = &self.kube_token_file {
+            pods.token_file = Some(file.clone());
+        }
+        if let Some(file) = &self.kube_ca_file {
+            pods.ca_file = Some(file.clone());
+        }
+        pods.app_label = self
+            .kube_app_label
+            .clone()
+            .unwrap_or_else(|| DEFAULT_APP_LABEL.to_string());
+        if pods.app_label.trim().is_empty() {
+            anyhow::bail!("--kube-app-label: empty");
+        }
+        pods.namespace = self.kube_namespace.clone().filter(|n| !n.trim().is_empty());
+        if !(pods.api_url.starts_with("https://") || pods.api_url.starts_with("http://")) {
+            anyhow::bail!("--kube-api-url: {} is not an http(s) URL", pods.api_url);
+        }
+        Ok(Some(pods))
     }
 }
 
@@ -207,6 +293,7 @@ pub fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
     config.oidc.key_file = Some(args.key_file);
     config.oidc.external = args.external_oidc.settings()?;
     config.certificates.issuer = args.acme.issuer()?;
+    let kubernetes = args.kube.settings()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let cp = ControlPlane::start(config)
@@ -216,6 +303,13 @@ pub fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
             // Before the resolver's first pass (5 s after the start).
             let mut settings = cp.flow_settings();
             settings.upstream_nameserver = Some(nameserver);
+            cp.configure_flows(settings).await;
+        }
+        if let Some(pods) = kubernetes {
+            // Before the pod sync's first pass (5 s after the start).
+            tracing::info!(api_url = %pods.api_url, namespace = ?pods.namespace, label = %pods.app_label, "Kubernetes pod leases on");
+            let mut settings = cp.flow_settings();
+            settings.kubernetes = Some(pods);
             cp.configure_flows(settings).await;
         }
         if let Some(url) = args.flows_nats_url {
@@ -381,6 +475,92 @@ mod flows_args_tests {
             Some(SocketAddr::from(([10, 0, 0, 53], 53)))
         );
         assert!(parse(&["--flows-nameserver", "dns.internal"]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod kube_args_tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kube: KubeArgs,
+    }
+
+    fn settings(args: &[&str]) -> anyhow::Result<Option<KubernetesPods>> {
+        let in_cluster = || {
+            let mut pods = KubernetesPods::new("https://10.96.0.1:443");
+            pods.token_file = Some(PathBuf::from("/sa/token"));
+            pods.ca_file = Some(PathBuf::from("/sa/ca.crt"));
+            Some(pods)
+        };
+        Cli::try_parse_from(std::iter::once("paved").chain(args.iter().copied()))?
+            .kube
+            .settings_with(in_cluster)
+    }
+
+    #[test]
+    fn without_kube_flags_no_pods_are_listed() {
+        assert_eq!(settings(&[]).expect("no flags"), None);
+    }
+
+    #[test]
+    fn kube_flags_describe_the_api_server_token_ca_label_and_namespace() {
+        let pods = settings(&[
+            "--kube-api-url",
+            "https://k8s.example:6443",
+            "--kube-token-file",
+            "/t",
+            "--kube-ca-file",
+            "/ca.pem",
+            "--kube-app-label",
+            "app",
+            "--kube-namespace",
+            "shop",
+        ])
+        .expect("valid")
+        .expect("on");
+        assert_eq!(pods.api_url, "https://k8s.example:6443");
+        assert_eq!(pods.token_file, Some(PathBuf::from("/t")));
+        assert_eq!(pods.ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(pods.app_label, "app");
+        assert_eq!(pods.namespace.as_deref(), Some("shop"));
+
+        let defaults = settings(&["--kube-api-url", "http://127.0.0.1:8001"])
+            .expect("valid")
+            .expect("on");
+        assert_eq!(defaults.app_label, "paved.dev/app");
+        assert_eq!(defaults.namespace, None, "every namespace");
+        assert_eq!(defaults.token_file, None);
+    }
+
+    #[test]
+    fn in_cluster_takes_the_service_account_and_other_flags_override() {
+        let pods = settings(&["--kube-in-cluster", "--kube-namespace", "paved"])
+            .expect("valid")
+            .expect("on");
+        assert_eq!(pods.api_url, "https://10.96.0.1:443");
+        assert_eq!(pods.token_file, Some(PathBuf::from("/sa/token")));
+        assert_eq!(pods.ca_file, Some(PathBuf::from("/sa/ca.crt")));
+        assert_eq!(pods.namespace.as_deref(), Some("paved"));
+
+        let outside = Cli::try_parse_from(["paved", "--kube-in-cluster"])
+            .expect("parsed")
+            .kube
+            .settings_with(|| None);
+        let e = outside.expect_err("not in a pod").to_string();
+        assert!(e.contains("KUBERNETES_SERVICE_HOST"), "{e}");
+    }
+
+    #[test]
+    fn kube_options_without_an_api_server_are_refused() {
+        let e = settings(&["--kube-namespace", "shop"])
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("--kube-api-url"), "{e}");
+        assert!(settings(&["--kube-api-url", "not a url"]).is_err());
     }
 }
 

@@ -131,6 +131,31 @@ struct Inner {
 }
 
 impl ControlPlane {
+    /// Runs `step` the first time after `first`, then again after the pause each run
+    /// returns, for as long as the control plane exists: the task keeps only a weak
+    /// reference between runs, so it never keeps a dropped control plane alive.
+    pub(crate) fn spawn_periodic<F, Fut>(
+        &self,
+        first: Duration,
+        step: F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: Fn(ControlPlane) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Duration> + Send,
+    {
+        let inner = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            tokio::time::sleep(first).await;
+            loop {
+                let Some(inner) = inner.upgrade() else {
+                    return;
+                };
+                let pause = step(ControlPlane { inner }).await;
+                tokio::time::sleep(pause.max(Duration::from_secs(1))).await;
+            }
+        })
+    }
+
     /// Connects to the database (migrating it), loads or creates the CA and the signing key,
     /// registers the configured OpenID clients, and publishes the current snapshot (compiling a
     /// new version when the configuration changed since the last one).
@@ -189,6 +214,9 @@ impl ControlPlane {
         // `FlowSettings::resolve_every`; the first pass waits a little so that a caller's
         // `configure_flows` (a nameserver) comes first, and never delays the start.
         cp.spawn_upstream_resolver(Duration::from_secs(5));
+        // Pods' addresses, when `FlowSettings::kubernetes` is set (by the caller, after the
+        // start), every `KubernetesPods::poll_every`.
+        cp.spawn_kubernetes_pod_sync(Duration::from_secs(5));
         Ok(cp)
     }
 

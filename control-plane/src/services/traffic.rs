@@ -8,7 +8,6 @@
 //! ignores the rest. Which filter denied a request is derived from `decisions`: the filter whose
 //! decision is `deny` or `deny:<reason>`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
@@ -631,20 +630,11 @@ impl ControlPlane {
         first: Duration,
         every: Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let inner = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            tokio::time::sleep(first).await;
-            loop {
-                let Some(inner) = inner.upgrade() else {
-                    return;
-                };
-                let cp = ControlPlane { inner };
-                if let Err(e) = cp.prune_expired_traffic().await {
-                    tracing::warn!(error = %e, "pruning traffic records failed; retrying later");
-                }
-                drop(cp);
-                tokio::time::sleep(every).await;
+        self.spawn_periodic(first, move |cp| async move {
+            if let Err(e) = cp.prune_expired_traffic().await {
+                tracing::warn!(error = %e, "pruning traffic records failed; retrying later");
             }
+            every
         })
     }
 

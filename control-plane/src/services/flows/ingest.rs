@@ -629,21 +629,11 @@ impl ControlPlane {
     /// Prunes expired flows every `FlowSettings::prune_every`, the first time after `first`,
     /// for as long as the control plane exists (the task holds no strong reference to it).
     pub(crate) fn spawn_flow_retention(&self, first: Duration) -> tokio::task::JoinHandle<()> {
-        let inner = std::sync::Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            tokio::time::sleep(first).await;
-            loop {
-                let Some(inner) = inner.upgrade() else {
-                    return;
-                };
-                let cp = ControlPlane { inner };
-                if let Err(e) = cp.prune_expired_flows().await {
-                    tracing::warn!(error = %e, "pruning flows failed; retrying later");
-                }
-                let every = cp.flow_settings().prune_every.max(Duration::from_secs(1));
-                drop(cp);
-                tokio::time::sleep(every).await;
+        self.spawn_periodic(first, |cp| async move {
+            if let Err(e) = cp.prune_expired_flows().await {
+                tracing::warn!(error = %e, "pruning flows failed; retrying later");
             }
+            cp.flow_settings().prune_every
         })
     }
 }

@@ -10,6 +10,8 @@
 //!   the static inventory ([`inventory`], uploaded by admins).
 //! - [`resolver`]: upstream endpoints given by DNS names, resolved every
 //!   [`FlowSettings::resolve_every`] and leased at the addresses they resolve to.
+//! - [`kubernetes`]: when [`FlowSettings::kubernetes`] is set, the addresses of running pods
+//!   listed from the Kubernetes API every `poll_every`, leased to the app their label names.
 //! - [`queries`]: an app's dependencies, the dependency graph, top talkers, new edges,
 //!   flows to addresses no app owns — filtered by what the caller may read.
 //! - retention: raw flows older than [`FlowSettings::retention`] (7 days) and edges older
@@ -23,6 +25,7 @@
 mod http;
 mod ingest;
 mod inventory;
+mod kubernetes;
 mod leases;
 mod queries;
 mod resolver;
@@ -38,6 +41,10 @@ pub use ingest::{FlowIngestError, FlowStore, StoredBatch};
 pub use inventory::{
     InventoryApplied, InventoryEntry, InventoryUpload, MAX_INVENTORY_BYTES, MAX_INVENTORY_ENTRIES,
     parse_inventory_entries, parse_inventory_text,
+};
+pub use kubernetes::{
+    DEFAULT_APP_LABEL, IN_CLUSTER_CA_FILE, IN_CLUSTER_TOKEN_FILE, KubernetesError, KubernetesPods,
+    MAX_POD_LIST_BYTES,
 };
 pub(crate) use leases::sync_upstream_leases;
 pub use leases::{HOST_APP_PREFIX, LeaseFilter, StoredLease, lease_source_name};
@@ -83,6 +90,10 @@ pub struct FlowSettings {
     /// truncated; names are taken as absolute); `None`: the system resolver, as the gateway
     /// resolves them.
     pub upstream_nameserver: Option<SocketAddr>,
+    /// Where the addresses of Kubernetes pods are listed from, every
+    /// [`KubernetesPods::poll_every`], and leased to the app their label names; `None` (the
+    /// default): no pod leases ([`ControlPlane::sync_kubernetes_pods_now`]).
+    pub kubernetes: Option<KubernetesPods>,
 }
 
 impl Default for FlowSettings {
@@ -95,6 +106,7 @@ impl Default for FlowSettings {
             resolve_every: Duration::from_secs(60),
             resolve_timeout: Duration::from_secs(5),
             upstream_nameserver: None,
+            kubernetes: None,
         }
     }
 }

@@ -501,27 +501,14 @@ impl ControlPlane {
     /// reference to it between passes). While `resolve_every` is zero no pass runs; the
     /// setting is looked at again every [`DISABLED_RECHECK`].
     pub(crate) fn spawn_upstream_resolver(&self, first: Duration) -> tokio::task::JoinHandle<()> {
-        let inner = std::sync::Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            tokio::time::sleep(first).await;
-            loop {
-                let Some(inner) = inner.upgrade() else {
-                    return;
-                };
-                let cp = ControlPlane { inner };
-                let every = cp.flow_settings().resolve_every;
-                if every.is_zero() {
-                    drop(cp);
-                    tokio::time::sleep(DISABLED_RECHECK).await;
-                    continue;
-                }
-                if let Err(e) = cp.resolve_upstreams_now().await {
-                    tracing::warn!(error = %e, "syncing the leases of upstream host names failed; retrying later");
-                }
-                let every = cp.flow_settings().resolve_every.max(Duration::from_secs(1));
-                drop(cp);
-                tokio::time::sleep(every).await;
+        self.spawn_periodic(first, |cp| async move {
+            if cp.flow_settings().resolve_every.is_zero() {
+                return DISABLED_RECHECK;
             }
+            if let Err(e) = cp.resolve_upstreams_now().await {
+                tracing::warn!(error = %e, "syncing the leases of upstream host names failed; retrying later");
+            }
+            cp.flow_settings().resolve_every
         })
     }
 }
