@@ -26,72 +26,58 @@ pub fn free_port() -> u16 {
 pub struct EchoUpstream {
     /// Its address.
     pub addr: SocketAddr,
-    _task: tokio::task::JoinHandle<()>,
 }
 
 /// Starts an echo upstream on a runtime of its own thread, so it outlives test runtimes.
 pub fn start_echo_upstream() -> EchoUpstream {
-    let listener = StdListener::bind("127.0.0.1:0").expect("bind upstream");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let addr = listener.local_addr().expect("addr");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let task = runtime.spawn(async move {
-        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                    let (parts, body) = req.into_parts();
-                    let body = body
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    let headers: HashMap<String, String> = parts
-                        .headers
-                        .iter()
-                        .map(|(n, v)| {
-                            (
-                                n.as_str().to_owned(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect();
-                    let echo = serde_json::json!({
-                        "method": parts.method.as_str(),
-                        "path": parts.uri.to_string(),
-                        "headers": headers,
-                        "body": String::from_utf8_lossy(&body),
-                    });
-                    let response = hyper::Response::builder()
-                        .status(200)
-                        .header("content-type", "application/json")
-                        .header("server", "echo-upstream")
-                        .header("x-powered-by", "tests")
-                        .body(Full::new(Bytes::from(echo.to_string())))
-                        .expect("response");
-                    Ok::<_, std::convert::Infallible>(response)
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+    let addr = serve_upstream(|req: hyper::Request<hyper::body::Incoming>| async move {
+        let (parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let headers: HashMap<String, String> = parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let echo = serde_json::json!({
+            "method": parts.method.as_str(),
+            "path": parts.uri.to_string(),
+            "headers": headers,
+            "body": String::from_utf8_lossy(&body),
+        });
+        let response = hyper::Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .header("server", "echo-upstream")
+            .header("x-powered-by", "tests")
+            .body(Full::new(Bytes::from(echo.to_string())))
+            .expect("response");
+        Ok::<_, std::convert::Infallible>(response)
     });
-    // Keep the runtime alive for the whole test process.
-    std::mem::forget(runtime);
-    EchoUpstream { addr, _task: task }
+    EchoUpstream { addr }
 }
 
-/// An upstream that answers every request with the same small body, as fast as it can: the
-/// benchmarks' upstream, so that they measure the proxy rather than the app.
-pub fn start_static_upstream(body: &'static str) -> SocketAddr {
+/// Serves HTTP/1.1 on a fresh loopback port, answering every request with `handle`, from a
+/// runtime on a thread of its own: the server outlives the tests' runtimes and runs until
+/// the test process ends. Returns its address.
+fn serve_upstream<F, Fut, B>(handle: F) -> SocketAddr
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<B>, std::convert::Infallible>>
+        + Send
+        + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let listener = StdListener::bind("127.0.0.1:0").expect("bind upstream");
     listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("addr");
@@ -106,22 +92,28 @@ pub fn start_static_upstream(body: &'static str) -> SocketAddr {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                let handle = handle.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(
-                        move |_req: hyper::Request<hyper::body::Incoming>| async move {
-                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
-                                Bytes::from_static(body.as_bytes()),
-                            )))
-                        },
-                    );
                     let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(stream), service_fn(handle))
                         .await;
                 });
             }
         });
     });
     addr
+}
+
+/// An upstream that answers every request with the same small body, as fast as it can: the
+/// benchmarks' upstream, so that they measure the proxy rather than the app.
+pub fn start_static_upstream(body: &'static str) -> SocketAddr {
+    serve_upstream(
+        move |_req: hyper::Request<hyper::body::Incoming>| async move {
+            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                body.as_bytes(),
+            ))))
+        },
+    )
 }
 
 /// A gateway running on its own thread until dropped.
@@ -428,65 +420,38 @@ pub fn start_streaming_upstream(
     gap: Duration,
     trailers: &'static [(&'static str, &'static str)],
 ) -> SocketAddr {
-    let listener = StdListener::bind("127.0.0.1:0").expect("bind upstream");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                tokio::spawn(async move {
-                    let service = service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| async move {
-                            let received = req.into_body().collect().await.ok();
-                            let request_trailers = received
-                                .as_ref()
-                                .and_then(|c| c.trailers())
-                                .map(|t| {
-                                    t.iter()
-                                        .map(|(n, v)| {
-                                            format!("{n}={}", String::from_utf8_lossy(v.as_bytes()))
-                                        })
-                                        .collect::<Vec<_>>()
-                                        .join(",")
-                                })
-                                .unwrap_or_default();
-                            let body = ChannelBody::paced(
-                                chunks
-                                    .iter()
-                                    .map(|c| Bytes::from_static(c.as_bytes()))
-                                    .collect(),
-                                gap,
-                                trailers,
-                            );
-                            let mut response = hyper::Response::builder()
-                                .status(200)
-                                .header("content-type", "text/plain")
-                                .header("x-upstream-request-trailers", request_trailers);
-                            if !trailers.is_empty() {
-                                let names: Vec<&str> = trailers.iter().map(|(n, _)| *n).collect();
-                                response = response.header("trailer", names.join(", "));
-                            }
-                            Ok::<_, std::convert::Infallible>(
-                                response.body(body).expect("response"),
-                            )
-                        },
-                    );
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+    serve_upstream(
+        move |req: hyper::Request<hyper::body::Incoming>| async move {
+            let received = req.into_body().collect().await.ok();
+            let request_trailers = received
+                .as_ref()
+                .and_then(|c| c.trailers())
+                .map(|t| {
+                    t.iter()
+                        .map(|(n, v)| format!("{n}={}", String::from_utf8_lossy(v.as_bytes())))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let body = ChannelBody::paced(
+                chunks
+                    .iter()
+                    .map(|c| Bytes::from_static(c.as_bytes()))
+                    .collect(),
+                gap,
+                trailers,
+            );
+            let mut response = hyper::Response::builder()
+                .status(200)
+                .header("content-type", "text/plain")
+                .header("x-upstream-request-trailers", request_trailers);
+            if !trailers.is_empty() {
+                let names: Vec<&str> = trailers.iter().map(|(n, _)| *n).collect();
+                response = response.header("trailer", names.join(", "));
             }
-        });
-    });
-    addr
+            Ok::<_, std::convert::Infallible>(response.body(body).expect("response"))
+        },
+    )
 }
 
 /// What [`send_body`] got: the reply, and the trailers that came after its body.
