@@ -1,7 +1,7 @@
 //! Users (people) with their roles and teams: local users of the built-in OpenID provider,
 //! and people of an external provider, created and updated at each sign-in.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::{ControlPlane, audit};
@@ -69,6 +69,40 @@ pub struct ExternalPerson {
     pub may_create: bool,
 }
 
+/// What a new account is told about its person, wherever it comes from (an admin or an
+/// external provider).
+struct Profile<'a> {
+    email: &'a Option<String>,
+    display_name: &'a Option<String>,
+    role: Role,
+    teams: &'a [String],
+    groups: &'a [String],
+}
+
+impl Profile<'_> {
+    /// The row of a new, enabled account created at `now`.
+    fn new_row(
+        &self,
+        username: String,
+        password_hash: String,
+        now: DateTime<Utc>,
+    ) -> user::ActiveModel {
+        user::ActiveModel {
+            username: Set(username),
+            email: Set(self.email.clone()),
+            display_name: Set(self.display_name.clone()),
+            password_hash: Set(password_hash),
+            role: Set(self.role.as_str().to_string()),
+            teams: Set(strings_json(self.teams)),
+            groups: Set(strings_json(self.groups)),
+            disabled: Set(false),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+    }
+}
+
 /// A user name made of the allowed characters of `wanted`, at most 48 of them.
 fn username_base(wanted: &str) -> String {
     let base: String = wanted
@@ -129,19 +163,14 @@ impl ControlPlane {
             )));
         }
         let now = Utc::now();
-        let u = user::ActiveModel {
-            username: Set(new.username.clone()),
-            email: Set(new.email.clone()),
-            display_name: Set(new.display_name.clone()),
-            password_hash: Set(password_hash),
-            role: Set(new.role.as_str().to_string()),
-            teams: Set(strings_json(&new.teams)),
-            groups: Set(strings_json(&new.groups)),
-            disabled: Set(false),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
+        let u = Profile {
+            email: &new.email,
+            display_name: &new.display_name,
+            role: new.role,
+            teams: &new.teams,
+            groups: &new.groups,
         }
+        .new_row(new.username.clone(), password_hash, now)
         .insert(&tx)
         .await?;
         audit(
@@ -253,19 +282,14 @@ impl ControlPlane {
                 }
                 let username = username
                     .ok_or_else(|| Error::Conflict(format!("no free user name for `{base}`")))?;
-                let u = user::ActiveModel {
-                    username: Set(username),
-                    email: Set(person.email.clone()),
-                    display_name: Set(person.display_name.clone()),
-                    password_hash: Set(NO_PASSWORD.into()),
-                    role: Set(person.role.as_str().to_string()),
-                    teams: Set(strings_json(&person.teams)),
-                    groups: Set(strings_json(&person.groups)),
-                    disabled: Set(false),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                    ..Default::default()
+                let u = Profile {
+                    email: &person.email,
+                    display_name: &person.display_name,
+                    role: person.role,
+                    teams: &person.teams,
+                    groups: &person.groups,
                 }
+                .new_row(username, NO_PASSWORD.into(), now)
                 .insert(&tx)
                 .await?;
                 external_identity::ActiveModel {
