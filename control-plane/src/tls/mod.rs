@@ -383,28 +383,12 @@ impl CertificateManager {
         db: &C,
         domains: &[String],
     ) -> Result<(Vec<IssuedCertificate>, bool), crate::Error> {
-        let renew_at = Utc::now()
-            + chrono::Duration::from_std(self.renew_before)
-                .unwrap_or_else(|_| chrono::Duration::days(30));
+        let renew_at = self.renew_at();
         let mut out = Vec::with_capacity(domains.len());
         let mut issued_any = false;
         for domain in domains {
-            let stored = certificate::Entity::find()
-                .filter(certificate::Column::Kind.eq("leaf"))
-                .filter(certificate::Column::Domain.eq(domain.as_str()))
-                .order_by_desc(certificate::Column::NotAfter)
-                .one(db)
-                .await?;
-            if let Some(row) = stored
-                && row.not_after > renew_at
-            {
-                out.push(IssuedCertificate {
-                    domain: row.domain,
-                    cert_pem: row.cert_pem,
-                    key_pem: row.key_pem,
-                    not_before: row.not_before,
-                    not_after: row.not_after,
-                });
+            if let Some(row) = valid_leaf(db, domain, renew_at).await? {
+                out.push(row.into());
                 continue;
             }
             let issuer: &dyn CertificateIssuer = match &self.local {
@@ -439,29 +423,21 @@ impl CertificateManager {
         db: &C,
         domains: &[String],
     ) -> Result<Vec<IssuedCertificate>, crate::Error> {
-        let renew_at = Utc::now()
-            + chrono::Duration::from_std(self.renew_before)
-                .unwrap_or_else(|_| chrono::Duration::days(30));
+        let renew_at = self.renew_at();
         let mut out = Vec::with_capacity(domains.len());
         for domain in domains {
-            let stored = certificate::Entity::find()
-                .filter(certificate::Column::Kind.eq("leaf"))
-                .filter(certificate::Column::Domain.eq(domain.as_str()))
-                .filter(certificate::Column::NotAfter.gt(renew_at))
-                .order_by_desc(certificate::Column::NotAfter)
-                .one(db)
-                .await?;
-            if let Some(row) = stored {
-                out.push(IssuedCertificate {
-                    domain: row.domain,
-                    cert_pem: row.cert_pem,
-                    key_pem: row.key_pem,
-                    not_before: row.not_before,
-                    not_after: row.not_after,
-                });
+            if let Some(row) = valid_leaf(db, domain, renew_at).await? {
+                out.push(row.into());
             }
         }
         Ok(out)
+    }
+
+    /// Certificates that expire before this need renewing now.
+    fn renew_at(&self) -> DateTime<Utc> {
+        Utc::now()
+            + chrono::Duration::from_std(self.renew_before)
+                .unwrap_or_else(|_| chrono::Duration::days(30))
     }
 
     /// Whether any of `domains` lacks a certificate valid beyond the renewal margin.
@@ -470,21 +446,40 @@ impl CertificateManager {
         db: &C,
         domains: &[String],
     ) -> Result<bool, crate::Error> {
-        let renew_at = Utc::now()
-            + chrono::Duration::from_std(self.renew_before)
-                .unwrap_or_else(|_| chrono::Duration::days(30));
+        let renew_at = self.renew_at();
         for domain in domains {
-            let valid = certificate::Entity::find()
-                .filter(certificate::Column::Kind.eq("leaf"))
-                .filter(certificate::Column::Domain.eq(domain.as_str()))
-                .filter(certificate::Column::NotAfter.gt(renew_at))
-                .one(db)
-                .await?;
-            if valid.is_none() {
+            if valid_leaf(db, domain, renew_at).await?.is_none() {
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+}
+
+/// The newest stored leaf certificate of `domain` valid beyond `renew_at`.
+async fn valid_leaf<C: ConnectionTrait>(
+    db: &C,
+    domain: &str,
+    renew_at: DateTime<Utc>,
+) -> Result<Option<certificate::Model>, sea_orm::DbErr> {
+    certificate::Entity::find()
+        .filter(certificate::Column::Kind.eq("leaf"))
+        .filter(certificate::Column::Domain.eq(domain))
+        .filter(certificate::Column::NotAfter.gt(renew_at))
+        .order_by_desc(certificate::Column::NotAfter)
+        .one(db)
+        .await
+}
+
+impl From<certificate::Model> for IssuedCertificate {
+    fn from(row: certificate::Model) -> Self {
+        Self {
+            domain: row.domain,
+            cert_pem: row.cert_pem,
+            key_pem: row.key_pem,
+            not_before: row.not_before,
+            not_after: row.not_after,
+        }
     }
 }
 
