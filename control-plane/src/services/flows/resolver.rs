@@ -189,15 +189,8 @@ impl NameserverResolver {
         let stream = UdpClientStream::builder(self.server, TokioRuntimeProvider::default())
             .with_timeout(Some(self.timeout))
             .build();
-        let (mut client, background) = Client::<TokioRuntimeProvider>::from_sender(stream);
-        let background = tokio::spawn(background);
-        let answer = tokio::time::timeout(
-            self.timeout,
-            client.query(name.clone(), DNSClass::IN, record),
-        )
-        .await;
-        background.abort();
-        self.answer("UDP", record, answer)
+        let (client, background) = Client::<TokioRuntimeProvider>::from_sender(stream);
+        self.ask("UDP", client, background, name, record).await
     }
 
     async fn exchange_tcp(
@@ -222,8 +215,25 @@ impl NameserverResolver {
             Ok(Err(e)) => return Err(self.failed("TCP", record, e.to_string())),
             Ok(Ok(stream)) => stream,
         };
-        let (mut client, background) =
+        let (client, background) =
             Client::<TokioRuntimeProvider>::with_timeout(stream, handle, self.timeout);
+        self.ask("TCP", client, background, name, record).await
+    }
+
+    /// Sends one query through `client` (its connection driven by `background` meanwhile)
+    /// and waits at most the timeout for the response.
+    async fn ask<B>(
+        &self,
+        transport: &'static str,
+        mut client: Client<TokioRuntimeProvider>,
+        background: B,
+        name: &Name,
+        record: RecordType,
+    ) -> std::result::Result<DnsResponse, ResolveError>
+    where
+        B: std::future::Future + Send + 'static,
+        B::Output: Send + 'static,
+    {
         let background = tokio::spawn(background);
         let answer = tokio::time::timeout(
             self.timeout,
@@ -231,7 +241,7 @@ impl NameserverResolver {
         )
         .await;
         background.abort();
-        self.answer("TCP", record, answer)
+        self.answer(transport, record, answer)
     }
 
     /// The response of a query bounded by the timeout, or the failure naming the transport.
