@@ -299,13 +299,7 @@ pub async fn send(
             .await
             .expect("handshake");
         tokio::spawn(connection);
-        let mut request = hyper::Request::builder().method(method).uri(path);
-        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
-            request = request.header("host", "app.test");
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
+        let request = request_builder(method, path, headers);
         let response = sender
             .send_request(
                 request
@@ -454,6 +448,22 @@ pub fn start_streaming_upstream(
     )
 }
 
+/// A request to `path` with `headers`, and `host: app.test` unless they name a host.
+fn request_builder(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> hyper::http::request::Builder {
+    let mut request = hyper::Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        request = request.header("host", "app.test");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
+}
+
 /// What [`send_body`] got: the reply, and the trailers that came after its body.
 #[derive(Debug)]
 pub struct StreamedReply {
@@ -485,13 +495,7 @@ where
             .await
             .map_err(|e| format!("handshake: {e}"))?;
         tokio::spawn(connection);
-        let mut request = hyper::Request::builder().method(method).uri(path);
-        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
-            request = request.header("host", "app.test");
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
+        let request = request_builder(method, path, headers);
         let request = request.body(body).map_err(|e| format!("request: {e}"))?;
         let response = sender
             .send_request(request)
