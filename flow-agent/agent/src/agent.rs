@@ -320,7 +320,7 @@ impl<S: FlowSource> Pipeline<S> {
     /// kernel), with the port filters applied to their keys.
     fn process_kernel_aggregates(&mut self) {
         if let Err(err) = self.source.drain_aggregates(&mut self.kernel_aggregates) {
-            tracing::warn!(error = %err, "reading the kernel's flow aggregates failed; they are read again at the next interval");
+            tracing::warn!(error = %err, "reading the kernel's flow aggregates failed; what was not read stays in the kernel's maps for a later interval");
         }
         let (mut closed, mut filtered) = (0u64, 0u64);
         for aggregate in self.kernel_aggregates.drain(..) {
@@ -366,7 +366,15 @@ impl<S: FlowSource> Pipeline<S> {
         self.process_kernel_aggregates();
 
         let end_ms = unix_ms_now().max(self.interval_start_ms + 1);
-        let counters = self.source.counters();
+        // A failed read keeps the previous totals, so the next read's difference covers
+        // both intervals instead of counting everything since the start again.
+        let counters = match self.source.counters() {
+            Ok(counters) => counters,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the kernel's counters failed; they are counted at the next interval");
+                self.counters_before
+            }
+        };
         let dropped = counters
             .ring_dropped
             .saturating_sub(self.counters_before.ring_dropped);

@@ -54,8 +54,8 @@ pub trait FlowSource: Send {
     }
 
     /// What was counted before the source (records lost, sampled out), since it started.
-    fn counters(&self) -> KernelCounters {
-        KernelCounters::default()
+    fn counters(&self) -> Result<KernelCounters, SourceError> {
+        Ok(KernelCounters::default())
     }
 }
 
@@ -122,14 +122,8 @@ impl FlowSource for ProbeSource {
         }
     }
 
-    fn counters(&self) -> KernelCounters {
-        match self.probe.counters() {
-            Ok(counters) => counters,
-            Err(err) => {
-                tracing::warn!(error = %err, "reading the kernel's counters failed");
-                KernelCounters::default()
-            }
-        }
+    fn counters(&self) -> Result<KernelCounters, SourceError> {
+        Ok(self.probe.counters()?)
     }
 }
 
