@@ -145,12 +145,12 @@ async fn bench(rates: Vec<u64>, seconds: f64, baseline: bool, per_connection: bo
     }
 
     let _stats = enable_bpf_stats().expect("enabling BPF statistics (needs root)");
-    let mut probe = FlowProbe::start().expect("flow probe starts (needs root)");
-    if per_connection {
-        probe
-            .set_report_mode(ReportMode::PerConnection)
-            .expect("per-connection mode");
-    }
+    let mode = if per_connection {
+        ReportMode::PerConnection
+    } else {
+        ReportMode::Aggregate
+    };
+    let probe = FlowProbe::start_with(mode).expect("flow probe starts (needs root)");
     let programs = probe.program_stats().expect("program statistics");
     let (sink, receiver) = channel(64);
     tokio::spawn(async move {

@@ -1,24 +1,28 @@
 //! Reading the kernel's per-interval aggregates.
 //!
-//! The close path sums connections into one of two per-CPU hashes, the one
+//! The release path sums connections into one of two per-CPU tables, the one
 //! `ProbeConfig::active_aggregates` names. To read a consistent interval the agent
 //!
 //! 1. points the programs at the other map (one array write),
 //! 2. waits until every program that might still be writing the old map has finished
 //!    ([`ProgramBarrier`]: an RCU grace period, since BPF programs run inside RCU
 //!    read-side critical sections), then
-//! 3. reads the old map's keys and per-CPU values, sums the CPUs, and deletes the keys.
+//! 3. reads the old table's slots, sums each key over slots and CPUs, and empties the
+//!    slots it found in use.
 //!
-//! Nothing writes the old map during step 3, so no increment is lost between reading a
-//! value and deleting it.
+//! Nothing writes the old table during step 3, so no increment is lost between reading
+//! a slot and emptying it.
 
 use std::{
+    collections::HashMap,
     io,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
 };
 
-use aya::maps::{MapData, PerCpuHashMap};
-use paved_flow_common::{AggregateKey, AggregateValue, RTT_BUCKETS, names};
+use aya::maps::{MapData, PerCpuArray, PerCpuValues};
+use paved_flow_common::{
+    AggregateKey, AggregateSlot, AggregateValue, RTT_BUCKETS, SLOT_WORDS, SlotBits, names,
+};
 
 use crate::ProbeError;
 
@@ -74,52 +78,97 @@ impl KernelAggregate {
     }
 }
 
-/// The two aggregate maps and the means to switch between them safely.
+/// The two aggregate tables, their slot-use bitmaps, and the means to switch between
+/// the tables safely.
 pub struct AggregateMaps {
-    maps: [PerCpuHashMap<MapData, AggregateKey, AggregateValue>; 2],
+    maps: [PerCpuArray<MapData, AggregateSlot>; 2],
+    used: [PerCpuArray<MapData, SlotBits>; 2],
     barrier: ProgramBarrier,
 }
 
 impl AggregateMaps {
-    /// Wraps the object's two maps (`names::AGGREGATE_MAPS`).
+    /// Wraps the object's tables (`names::AGGREGATE_MAPS`) and bitmaps
+    /// (`names::SLOTS_USED_MAPS`).
     pub fn new(
-        maps: [PerCpuHashMap<MapData, AggregateKey, AggregateValue>; 2],
+        maps: [PerCpuArray<MapData, AggregateSlot>; 2],
+        used: [PerCpuArray<MapData, SlotBits>; 2],
     ) -> Result<Self, ProbeError> {
         Ok(Self {
             maps,
+            used,
             barrier: ProgramBarrier::new().map_err(ProbeError::Barrier)?,
         })
     }
 
-    /// Waits for the programs running now to finish (after the active map changed).
+    /// Waits for the programs running now to finish (after the active table changed).
     pub fn wait_for_programs(&self) -> Result<(), ProbeError> {
         self.barrier.wait().map_err(ProbeError::Barrier)
     }
 
-    /// Reads and empties map `index`, which no program may be writing any more.
+    /// Reads and empties table `index`, which no program may be writing any more: only
+    /// the slots its bitmap marks (a handful, usually, of 1,024). A key can sit in
+    /// different slots on different CPUs (each CPU probes its own copy), so slots are
+    /// merged by key before the CPUs are summed.
     pub fn drain(
         &mut self,
         index: usize,
         out: &mut Vec<KernelAggregate>,
     ) -> Result<usize, ProbeError> {
-        let map_name = names::AGGREGATE_MAPS[index & 1];
-        let map = &mut self.maps[index & 1];
-        let map_error = |source| ProbeError::Map {
-            map: map_name,
+        let index = index & 1;
+        let used_error = |source| ProbeError::Map {
+            map: names::SLOTS_USED_MAPS[index],
             source,
         };
-        // Keys first: deleting while walking would restart the walk.
-        let keys: Vec<AggregateKey> = map.keys().collect::<Result<_, _>>().map_err(map_error)?;
+        let map_error = |source| ProbeError::Map {
+            map: names::AGGREGATE_MAPS[index],
+            source,
+        };
+        let used_per_cpu = self.used[index].get(&0, 0).map_err(used_error)?;
+        let cpus = used_per_cpu.len();
+        let mut used: SlotBits = [0; SLOT_WORDS];
+        for bits in used_per_cpu.iter() {
+            for (all, cpu) in used.iter_mut().zip(bits) {
+                *all |= cpu;
+            }
+        }
+        let map = &mut self.maps[index];
+        let mut by_key: HashMap<AggregateKey, Vec<AggregateValue>> = HashMap::new();
+        for slot in used_slots(&used) {
+            let per_cpu = map.get(&slot, 0).map_err(map_error)?;
+            for cpu_slot in per_cpu.iter().filter(|s| s.value.closed > 0) {
+                by_key.entry(cpu_slot.key).or_default().push(cpu_slot.value);
+            }
+            map.set(slot, per_cpu_copies(AggregateSlot::EMPTY, cpus)?, 0)
+                .map_err(map_error)?;
+        }
+        self.used[index]
+            .set(0, per_cpu_copies([0u64; SLOT_WORDS], cpus)?, 0)
+            .map_err(used_error)?;
         let before = out.len();
-        for key in &keys {
-            let values = map.get(key, 0).map_err(map_error)?;
-            if let Some(aggregate) = KernelAggregate::sum(*key, values.iter().copied()) {
+        for (key, values) in by_key {
+            if let Some(aggregate) = KernelAggregate::sum(key, values) {
                 out.push(aggregate);
             }
-            map.remove(key).map_err(map_error)?;
         }
         Ok(out.len() - before)
     }
+}
+
+/// The slot indices whose bit is set in `used`.
+fn used_slots(used: &SlotBits) -> impl Iterator<Item = u32> + '_ {
+    used.iter().enumerate().flat_map(|(word, &bits)| {
+        (0..64u32)
+            .filter(move |bit| bits & (1 << bit) != 0)
+            .map(move |bit| word as u32 * 64 + bit)
+    })
+}
+
+/// `value` once per CPU, as a per-CPU map write takes it.
+fn per_cpu_copies<T: aya::Pod>(value: T, cpus: usize) -> Result<PerCpuValues<T>, ProbeError> {
+    PerCpuValues::try_from(vec![value; cpus]).map_err(|err| ProbeError::Map {
+        map: names::AGGREGATE_MAPS[0],
+        source: aya::maps::MapError::IoError(err),
+    })
 }
 
 /// Waits for an RCU grace period, so that every BPF program that was running when
@@ -291,6 +340,16 @@ mod tests {
         assert_eq!(sum.value.bytes_received, 220);
         assert_eq!(sum.value.segs_in, 6);
         assert_eq!(sum.rtt_buckets().collect::<Vec<_>>(), vec![(20, 5)]);
+    }
+
+    #[test]
+    fn used_slots_lists_the_set_bits_in_order() {
+        let mut used = [0u64; SLOT_WORDS];
+        for slot in [0u32, 5, 63, 64, 1_023] {
+            let (word, bit) = paved_flow_common::slot_bit(slot);
+            used[word] |= bit;
+        }
+        assert_eq!(used_slots(&used).collect::<Vec<_>>(), [0, 5, 63, 64, 1_023]);
     }
 
     #[test]

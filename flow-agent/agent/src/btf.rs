@@ -290,6 +290,8 @@ pub fn kernel_offsets(btf: &Btf<'_>) -> ResolvedOffsets {
         segs_out: find("tcp_sock.segs_out", 4),
         total_retrans: find("tcp_sock.total_retrans", 4),
         srtt_us: find("tcp_sock.srtt_us", 4),
+        write_seq: find("tcp_sock.write_seq", 4),
+        snd_una: find("tcp_sock.snd_una", 4),
     };
     let sock = SockOffsets {
         daddr: find("sock_common.skc_daddr", 4),
@@ -299,6 +301,7 @@ pub fn kernel_offsets(btf: &Btf<'_>) -> ResolvedOffsets {
         family: find("sock_common.skc_family", 2),
         v6_daddr: find("sock_common.skc_v6_daddr", 16),
         v6_rcv_saddr: find("sock_common.skc_v6_rcv_saddr", 16),
+        cookie: find("sock_common.skc_cookie", 8),
     };
     ResolvedOffsets {
         offsets: KernelOffsets { tcp_sock, sock },
@@ -380,14 +383,19 @@ mod tests {
         assert_eq!(tcp.srtt_us, 20);
         assert_eq!(tcp.segs_out, OFFSET_UNKNOWN);
         assert_eq!(
-            &resolved.missing[..2],
-            &["tcp_sock.segs_out", "tcp_sock.total_retrans"]
+            &resolved.missing[..4],
+            &[
+                "tcp_sock.segs_out",
+                "tcp_sock.total_retrans",
+                "tcp_sock.write_seq",
+                "tcp_sock.snd_una"
+            ]
         );
         assert_eq!(resolved.offsets.sock, SockOffsets::UNKNOWN);
         assert_eq!(
             resolved.missing.len(),
-            2 + 7,
-            "every socket endpoint field is missing too"
+            4 + 8,
+            "every socket field is missing too"
         );
     }
 

@@ -70,6 +70,16 @@ pub enum ProbeError {
         #[source]
         source: ProgramError,
     },
+    /// The `sock_diag` sweep failed.
+    #[error("reading the host's TCP sockets through sock_diag failed")]
+    SockDiag(#[source] crate::sock_diag::SockDiagError),
+    /// The cgroup v2 hierarchy's root could not be found or opened.
+    #[error("cannot open the root of the cgroup v2 hierarchy")]
+    Cgroup {
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A map named by the loader is not in the object (a build mismatch).
     #[error("map `{map}` is missing from the BPF object")]
     MissingMap {

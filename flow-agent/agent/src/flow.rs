@@ -6,11 +6,13 @@ use std::net::{IpAddr, Ipv6Addr};
 use paved_flow_common::{Direction, FlowRecord};
 use paved_flow_proto as proto;
 
-/// What identifies one connection across its interim and final records: the open's
-/// timestamp and both endpoints.
+/// What identifies one connection across its interim and final records: both endpoints
+/// and either the open's timestamp (per-connection mode) or the socket's cookie
+/// (aggregate mode, where the open is not seen).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FlowId {
     start_ns: u64,
+    cookie: u64,
     saddr: [u8; 16],
     daddr: [u8; 16],
     sport: u16,
@@ -22,6 +24,7 @@ impl FlowId {
     pub fn of(record: &FlowRecord) -> Self {
         Self {
             start_ns: record.start_ns,
+            cookie: record.cookie,
             saddr: record.saddr,
             daddr: record.daddr,
             sport: record.sport,

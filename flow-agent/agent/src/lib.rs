@@ -17,6 +17,7 @@
 mod agent;
 pub mod aggregates;
 pub mod btf;
+mod cgroup;
 pub mod clock;
 pub mod config;
 mod error;
@@ -26,6 +27,9 @@ pub mod identity;
 pub mod metrics;
 mod probe;
 mod record;
+mod server_ports;
+pub mod sock_diag;
+mod socket_sweep;
 pub mod source;
 mod tracefs;
 pub mod transform;

@@ -4,12 +4,19 @@
 //! with tokio ([`AsyncFd`]), so [`FlowProbe::recv`] sleeps until the kernel signals data.
 //! [`FlowProbe::start`] must therefore run inside a tokio runtime.
 
-use std::{collections::HashSet, os::fd::OwnedFd, path::Path, time::Duration};
+use std::{
+    collections::{HashSet, VecDeque},
+    os::fd::OwnedFd,
+    path::Path,
+    time::Duration,
+};
 
 use aya::{
-    Ebpf,
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{RawTracePoint, RawTracePointRunOptions, TestRun, TracePoint},
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{
+        CgroupAttachMode, CgroupSock, RawTracePoint, RawTracePointRunOptions, TestRun, TracePoint,
+    },
 };
 use paved_flow_common::{
     FlowRecord, KernelOffsets, OpenFlow, ProbeConfig, counter,
@@ -22,7 +29,11 @@ use crate::{
     aggregates::{AggregateMaps, KernelAggregate},
     btf::{self, ResolvedOffsets},
     error::ProbeError,
-    record, tracefs,
+    record,
+    server_ports::ServerPorts,
+    sock_diag::SockDiag,
+    socket_sweep::SocketSweep,
+    tracefs,
 };
 
 /// The BPF object built by `build.rs` from `flow-agent/ebpf`.
@@ -35,20 +46,32 @@ fn object() -> &'static [u8] {
 /// `ebpf/src/emit.rs`), so between bursts records wait at most this long.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// The poll interval in aggregate mode, where the ring only carries the closes that
+/// could not be summed (a socket with a cookie, a full table) and needs no hurry.
+pub const AGGREGATE_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Entries of the open-flow map in aggregate mode, which does not use it (the map is
+/// allocated at load either way).
+const UNUSED_MAP_ENTRIES: u32 = 256;
+
 /// Upper bound on keys visited by one interim sweep. A key deleted while the sweep
 /// stands on it makes the kernel restart the walk from the first bucket, so the walk is
 /// bounded (twice the map's capacity) rather than trusted to end.
 const MAX_SWEEP_VISITS: usize = 2 * 65_536;
 
-/// How the probe reports closing connections.
+/// How the probe watches connections; chosen when it starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReportMode {
-    /// Summed per (direction, local address, remote address, service port, process,
-    /// cgroup) in the kernel and read once per interval with
-    /// [`FlowProbe::drain_aggregates`] (the default; the cheap one).
+    /// The default, and the cheap one: `cgroup/sock_release` sums each connection when
+    /// its owner closes it, per (direction, local address, remote address, service
+    /// port, process, cgroup), and [`FlowProbe::drain_aggregates`] reads the sums once
+    /// per interval. Interim records of open connections come from `sock_diag`. The
+    /// open is not seen: records carry no start time and interim records no process.
     Aggregate,
-    /// One [`FlowRecord`] per closing socket through [`FlowProbe::recv`], with its
-    /// full 4-tuple: for connection-level detail, at about twice the kernel cost.
+    /// `tcplife`-style: `sock:inet_sock_set_state` follows every state change, and each
+    /// closing socket gives one [`FlowRecord`] through [`FlowProbe::recv`] with its
+    /// start time, its full 4-tuple and the process that opened it (or, inbound, closed
+    /// it). Several times the kernel cost of [`ReportMode::Aggregate`].
     PerConnection,
 }
 
@@ -67,7 +90,14 @@ pub struct KernelCounters {
 
 /// A running flow probe: its programs stay attached until it is dropped.
 pub struct FlowProbe {
+    mode: ReportMode,
     ring: AsyncFd<RingBuf<MapData>>,
+    /// Interim records read through `sock_diag` (aggregate mode), handed out before
+    /// the ring's records.
+    pending: VecDeque<FlowRecord>,
+    /// Aggregate mode's interim sweep and server-port upkeep (`None`: no `sock_diag`
+    /// socket, so no interim records).
+    socket_sweep: Option<SocketSweep>,
     counters: PerCpuArray<MapData, u64>,
     config_map: Array<MapData, ProbeConfig>,
     config: ProbeConfig,
@@ -115,57 +145,37 @@ pub fn enable_bpf_stats() -> Result<OwnedFd, ProbeError> {
 
 impl FlowProbe {
     /// Loads the programs and attaches them, in [`ReportMode::Aggregate`].
-    ///
-    /// `sock:inet_sock_set_state` is required. The retransmit counter
-    /// (`tcp:tcp_retransmit_skb`) is optional: when its hook is unavailable the probe
-    /// logs a warning and runs without it (see [`FlowProbe::hooks`]).
     pub fn start() -> Result<Self, ProbeError> {
-        let tracefs_root = tracefs::ensure_mounted()?;
-        tracefs::check_layout(
-            &tracefs_root,
-            inet_sock_set_state::CATEGORY,
-            inet_sock_set_state::NAME,
-            &inet_sock_set_state::FIELDS,
-        )?;
+        Self::start_with(ReportMode::Aggregate)
+    }
 
-        let mut ebpf = Ebpf::load(object()).map_err(ProbeError::Object)?;
+    /// Loads the programs `mode` needs and attaches them.
+    ///
+    /// Aggregate mode attaches to the root of the cgroup v2 hierarchy. Per-connection
+    /// mode requires `sock:inet_sock_set_state`; its retransmit counter
+    /// (`tcp:tcp_retransmit_skb`) is optional: when that hook is unavailable the probe
+    /// logs a warning and runs without it (see [`FlowProbe::hooks`]).
+    pub fn start_with(mode: ReportMode) -> Result<Self, ProbeError> {
+        let mut loader = EbpfLoader::new();
+        // The other mode's big maps, shrunk to nothing (they are allocated at load).
+        match mode {
+            ReportMode::Aggregate => {
+                loader.map_max_entries(names::OPEN_FLOWS_MAP, UNUSED_MAP_ENTRIES);
+            }
+            ReportMode::PerConnection => {
+                for map in names::AGGREGATE_MAPS {
+                    loader.map_max_entries(map, 1);
+                }
+            }
+        }
+        let mut ebpf = loader.load(object()).map_err(ProbeError::Object)?;
         let offsets = resolve_offsets();
         write_offsets(&mut ebpf, offsets.offsets)?;
 
-        let mut hooks = Vec::new();
-        hooks.extend(attach_tracepoint(
-            &mut ebpf,
-            names::SET_STATE_PROGRAM,
-            inet_sock_set_state::CATEGORY,
-            &[inet_sock_set_state::NAME],
-        )?);
-        match attach_optional(
-            &mut ebpf,
-            &tracefs_root,
-            names::RETRANSMIT_PROGRAM,
-            tcp_retransmit_skb::CATEGORY,
-            &[tcp_retransmit_skb::NAME],
-            &tcp_retransmit_skb::FIELDS,
-        ) {
-            Ok(attached) => hooks.extend(attached),
-            Err(err) => tracing::warn!(
-                error = %error_chain(&err),
-                "retransmit counting disabled: records keep only tcp_sock.total_retrans"
-            ),
-        }
-        let sweep_loaded = match load_sweep(&mut ebpf) {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::warn!(
-                    error = %error_chain(&err),
-                    "interim records disabled: long-lived connections are reported only at close"
-                );
-                false
-            }
+        let (hooks, sweep_loaded) = match mode {
+            ReportMode::Aggregate => (attach_release(&mut ebpf)?, false),
+            ReportMode::PerConnection => attach_set_state(&mut ebpf, &offsets)?,
         };
-        if sweep_loaded && has_unknown_sock_offsets(&offsets.offsets) {
-            tracing::warn!("socket endpoint offsets missing from BTF: interim records disabled");
-        }
         let ring = take_map(&mut ebpf, names::RECORDS_MAP)?;
         let ring = RingBuf::try_from(ring).map_err(|source| ProbeError::Map {
             map: names::RECORDS_MAP,
@@ -186,7 +196,13 @@ impl FlowProbe {
             map: names::CONFIG_MAP,
             source,
         })?;
-        let config = ProbeConfig::DEFAULT;
+        let config = ProbeConfig {
+            mode: match mode {
+                ReportMode::Aggregate => report_mode::AGGREGATE,
+                ReportMode::PerConnection => report_mode::PER_CONNECTION,
+            },
+            ..ProbeConfig::DEFAULT
+        };
         config_map
             .set(0, config, 0)
             .map_err(|source| ProbeError::Map {
@@ -194,31 +210,72 @@ impl FlowProbe {
                 source,
             })?;
         let [first, second] = names::AGGREGATE_MAPS;
-        let aggregates = AggregateMaps::new([
-            aggregate_map(&mut ebpf, first)?,
-            aggregate_map(&mut ebpf, second)?,
-        ])?;
+        let [first_used, second_used] = names::SLOTS_USED_MAPS;
+        let aggregates = AggregateMaps::new(
+            [
+                aggregate_map(&mut ebpf, first)?,
+                aggregate_map(&mut ebpf, second)?,
+            ],
+            [
+                per_cpu_array(&mut ebpf, first_used)?,
+                per_cpu_array(&mut ebpf, second_used)?,
+            ],
+        )?;
 
         let open_flows = take_map(&mut ebpf, names::OPEN_FLOWS_MAP)?;
         let open_flows = HashMap::try_from(open_flows).map_err(|source| ProbeError::Map {
             map: names::OPEN_FLOWS_MAP,
             source,
         })?;
+        let server_ports = take_map(&mut ebpf, names::SERVER_PORTS_MAP)?;
+        let server_ports = Array::try_from(server_ports).map_err(|source| ProbeError::Map {
+            map: names::SERVER_PORTS_MAP,
+            source,
+        })?;
 
-        tracing::info!(hooks = ?hooks, missing_offsets = ?offsets.missing, interim = sweep_loaded, "flow probe started");
-        Ok(Self {
+        let (socket_sweep, poll_interval) = match mode {
+            ReportMode::Aggregate => match SockDiag::open() {
+                Ok(diag) => (
+                    Some(SocketSweep::new(diag, ServerPorts::new(server_ports))),
+                    AGGREGATE_POLL_INTERVAL,
+                ),
+                Err(err) => {
+                    tracing::warn!(error = %error_chain(&err), "no sock_diag socket: no interim records (long-lived connections are reported at close) and only bound ports count as server ports");
+                    (None, AGGREGATE_POLL_INTERVAL)
+                }
+            },
+            ReportMode::PerConnection => (None, DEFAULT_POLL_INTERVAL),
+        };
+        let interim = sweep_loaded || socket_sweep.is_some();
+        tracing::info!(mode = ?mode, hooks = ?hooks, missing_offsets = ?offsets.missing, interim, "flow probe started");
+        let mut probe = Self {
+            mode,
             ring,
+            pending: VecDeque::new(),
+            socket_sweep,
             counters,
             config_map,
             config,
             aggregates,
             open_flows,
             sweep_loaded: sweep_loaded && !has_unknown_sock_offsets(&offsets.offsets),
-            poll_interval: DEFAULT_POLL_INTERVAL,
+            poll_interval,
             offsets,
             hooks,
             ebpf,
-        })
+        };
+        if let Some(sweep) = probe.socket_sweep.as_mut() {
+            // Listeners older than the probe: their ports were bound before it started.
+            if let Err(err) = sweep.refresh_server_ports() {
+                tracing::warn!(error = %error_chain(&err), "reading the listening ports failed; connections to listeners older than the agent count as outbound until the next sweep");
+            }
+        }
+        Ok(probe)
+    }
+
+    /// The mode the probe was started in.
+    pub fn mode(&self) -> ReportMode {
+        self.mode
     }
 
     /// Waits for the next record.
@@ -280,11 +337,18 @@ impl FlowProbe {
 
     /// Whether the probe can emit interim records ([`FlowProbe::sweep_interim`]).
     pub fn interim_supported(&self) -> bool {
-        self.sweep_loaded
+        match self.mode {
+            ReportMode::Aggregate => self.socket_sweep.is_some(),
+            ReportMode::PerConnection => self.sweep_loaded,
+        }
     }
 
-    /// Asks the kernel for an interim record of every tracked connection whose last
-    /// record (or open) is at least `min_age` old. The records arrive through
+    /// Emits interim records of open connections, once per interval.
+    ///
+    /// Aggregate mode reads every connected TCP socket of the host through `sock_diag`
+    /// (and ignores `min_age`); see `sweep_sock_diag`. Per-connection mode asks the
+    /// kernel for an interim record of every tracked connection whose last record (or
+    /// open) is at least `min_age` old. The records arrive through
     /// [`FlowProbe::recv`] like the others, with kind `Interim` and counters cumulative
     /// since the open.
     ///
@@ -294,6 +358,23 @@ impl FlowProbe {
     /// probe did not see open (older than the probe) are not tracked, so they get no
     /// interim record; their close is reported as usual.
     pub fn sweep_interim(&mut self, min_age: Duration) -> Result<SweepReport, ProbeError> {
+        match self.mode {
+            ReportMode::Aggregate => self.sweep_sock_diag(),
+            ReportMode::PerConnection => self.sweep_open_flows(min_age),
+        }
+    }
+
+    /// Aggregate mode's sweep (see `socket_sweep`).
+    fn sweep_sock_diag(&mut self) -> Result<SweepReport, ProbeError> {
+        let threshold = self.config.sample_threshold;
+        match self.socket_sweep.as_mut() {
+            Some(sweep) => sweep.sweep(threshold, &mut self.pending),
+            None => Ok(SweepReport::default()),
+        }
+    }
+
+    /// Per-connection mode's sweep (see [`FlowProbe::sweep_interim`]).
+    fn sweep_open_flows(&mut self, min_age: Duration) -> Result<SweepReport, ProbeError> {
         let mut report = SweepReport::default();
         if !self.sweep_loaded {
             return Ok(report);
@@ -363,6 +444,9 @@ impl FlowProbe {
         let mut stats = Vec::new();
         for name in [
             names::SET_STATE_PROGRAM,
+            names::RELEASE_PROGRAM,
+            names::BIND4_PROGRAM,
+            names::BIND6_PROGRAM,
             names::RETRANSMIT_PROGRAM,
             names::SWEEP_PROGRAM,
         ] {
@@ -385,6 +469,9 @@ impl FlowProbe {
 
     /// Returns a record if one is waiting, without blocking.
     pub fn try_recv(&mut self) -> Option<FlowRecord> {
+        if let Some(record) = self.pending.pop_front() {
+            return Some(record);
+        }
         loop {
             let item = self.ring.get_mut().next()?;
             match record::decode(&item) {
@@ -419,20 +506,9 @@ impl FlowProbe {
         })
     }
 
-    /// Sets how closes are reported from now on. Switching to per-connection records
-    /// leaves what was summed so far for [`FlowProbe::drain_aggregates`].
-    pub fn set_report_mode(&mut self, mode: ReportMode) -> Result<(), ProbeError> {
-        self.write_config(ProbeConfig {
-            mode: match mode {
-                ReportMode::Aggregate => report_mode::AGGREGATE,
-                ReportMode::PerConnection => report_mode::PER_CONNECTION,
-            },
-            ..self.config
-        })
-    }
-
-    /// Keeps about `rate` (in (0, 1]) of the sockets: the kernel decides per socket, by a
-    /// hash of its address, for its interim records and its close alike.
+    /// Keeps about `rate` (in (0, 1]) of the sockets: decided per socket by a hash (of
+    /// its endpoints in aggregate mode, of its address in per-connection mode), the
+    /// same for its interim records and its close.
     pub fn set_sampling_rate(&mut self, rate: f64) -> Result<(), ProbeError> {
         let rate = rate.clamp(0.0, 1.0);
         let sample_threshold = if rate >= 1.0 {
@@ -455,6 +531,9 @@ impl FlowProbe {
         &mut self,
         out: &mut Vec<KernelAggregate>,
     ) -> Result<usize, ProbeError> {
+        if self.mode != ReportMode::Aggregate {
+            return Ok(0);
+        }
         let old = self.config.active_aggregates as usize & 1;
         self.write_config(ProbeConfig {
             active_aggregates: (old ^ 1) as u32,
@@ -576,11 +655,15 @@ fn write_offsets(ebpf: &mut Ebpf, offsets: KernelOffsets) -> Result<(), ProbeErr
 fn aggregate_map(
     ebpf: &mut Ebpf,
     map: &'static str,
-) -> Result<
-    PerCpuHashMap<MapData, paved_flow_common::AggregateKey, paved_flow_common::AggregateValue>,
-    ProbeError,
-> {
-    PerCpuHashMap::try_from(take_map(ebpf, map)?).map_err(|source| ProbeError::Map { map, source })
+) -> Result<PerCpuArray<MapData, paved_flow_common::AggregateSlot>, ProbeError> {
+    per_cpu_array(ebpf, map)
+}
+
+fn per_cpu_array<T: aya::Pod>(
+    ebpf: &mut Ebpf,
+    map: &'static str,
+) -> Result<PerCpuArray<MapData, T>, ProbeError> {
+    PerCpuArray::try_from(take_map(ebpf, map)?).map_err(|source| ProbeError::Map { map, source })
 }
 
 fn take_map(ebpf: &mut Ebpf, map: &'static str) -> Result<aya::maps::Map, ProbeError> {
@@ -607,6 +690,88 @@ fn attach_tracepoint(
         let hook = format!("tracepoint {category}/{name}");
         tracepoint
             .attach(category, name)
+            .map_err(|source| ProbeError::Attach {
+                program,
+                hook: hook.clone(),
+                source,
+            })?;
+        hooks.push(hook);
+    }
+    Ok(hooks)
+}
+
+/// Per-connection mode's hooks: checks the tracepoint layouts, attaches the state-change
+/// program and (when its hook exists) the retransmit counter, and loads the interim
+/// sweep. Returns the hooks and whether the sweep loaded.
+fn attach_set_state(
+    ebpf: &mut Ebpf,
+    offsets: &ResolvedOffsets,
+) -> Result<(Vec<String>, bool), ProbeError> {
+    let tracefs_root = tracefs::ensure_mounted()?;
+    tracefs::check_layout(
+        &tracefs_root,
+        inet_sock_set_state::CATEGORY,
+        inet_sock_set_state::NAME,
+        &inet_sock_set_state::FIELDS,
+    )?;
+    let mut hooks = attach_tracepoint(
+        ebpf,
+        names::SET_STATE_PROGRAM,
+        inet_sock_set_state::CATEGORY,
+        &[inet_sock_set_state::NAME],
+    )?;
+    match attach_optional(
+        ebpf,
+        &tracefs_root,
+        names::RETRANSMIT_PROGRAM,
+        tcp_retransmit_skb::CATEGORY,
+        &[tcp_retransmit_skb::NAME],
+        &tcp_retransmit_skb::FIELDS,
+    ) {
+        Ok(attached) => hooks.extend(attached),
+        Err(err) => tracing::warn!(
+            error = %error_chain(&err),
+            "retransmit counting disabled: records keep only tcp_sock.total_retrans"
+        ),
+    }
+    let sweep_loaded = match load_sweep(ebpf) {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(
+                error = %error_chain(&err),
+                "interim records disabled: long-lived connections are reported only at close"
+            );
+            false
+        }
+    };
+    if sweep_loaded && has_unknown_sock_offsets(&offsets.offsets) {
+        tracing::warn!("socket endpoint offsets missing from BTF: interim records disabled");
+    }
+    Ok((hooks, sweep_loaded))
+}
+
+/// Attaches the release program and the bind programs to the root of the cgroup v2
+/// hierarchy, so they run for every socket on the host.
+fn attach_release(ebpf: &mut Ebpf) -> Result<Vec<String>, ProbeError> {
+    let root = crate::cgroup::root().map_err(|source| ProbeError::Cgroup { source })?;
+    let cgroup = std::fs::File::open(&root).map_err(|source| ProbeError::Cgroup { source })?;
+    let mut hooks = Vec::new();
+    for (program, hook) in [
+        (names::RELEASE_PROGRAM, "cgroup/sock_release"),
+        (names::BIND4_PROGRAM, "cgroup/post_bind4"),
+        (names::BIND6_PROGRAM, "cgroup/post_bind6"),
+    ] {
+        let sock: &mut CgroupSock = ebpf
+            .program_mut(program)
+            .ok_or(ProbeError::MissingProgram { program })?
+            .try_into()
+            .map_err(|source| ProbeError::Load { program, source })?;
+        sock.load()
+            .map_err(|source| ProbeError::Load { program, source })?;
+        let hook = format!("{hook} {}", root.display());
+        // A link (the kernel picks it from 5.7 on) never displaces other programs on
+        // the cgroup: links always run alongside them.
+        sock.attach(&cgroup, CgroupAttachMode::Single)
             .map_err(|source| ProbeError::Attach {
                 program,
                 hook: hook.clone(),

@@ -20,14 +20,10 @@ fn about(got: u64, want: u64) -> bool {
 
 fn start_probe() -> Option<FlowProbe> {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    match FlowProbe::start() {
-        Ok(mut probe) => {
-            // Closes as records too, so the test sees the final counters.
-            probe
-                .set_report_mode(ReportMode::PerConnection)
-                .expect("set the report mode");
-            Some(probe)
-        }
+    // Per-connection mode: the interim sweep of the state-change probe, and closes as
+    // records too, so the test sees the final counters.
+    match FlowProbe::start_with(ReportMode::PerConnection) {
+        Ok(probe) => Some(probe),
         Err(err) if err.is_permission_denied() => {
             eprintln!("skipping: the kernel refused BPF: {err}");
             None

@@ -43,11 +43,8 @@ struct Expected {
 fn start_probe(mode: ReportMode) -> Option<FlowProbe> {
     // The probe logs why an optional hook is off; show it with the test's output.
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    match FlowProbe::start() {
-        Ok(mut probe) => {
-            probe.set_report_mode(mode).expect("set the report mode");
-            Some(probe)
-        }
+    match FlowProbe::start_with(mode) {
+        Ok(probe) => Some(probe),
         Err(err) if err.is_permission_denied() => {
             eprintln!("skipping: the kernel refused BPF: {}", chain(&err));
             None

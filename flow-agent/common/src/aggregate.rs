@@ -1,13 +1,19 @@
-//! In-kernel aggregation: what the close path adds up per flow key, and the probe's
+//! In-kernel aggregation: what the release path adds up per flow key, and the probe's
 //! run-time settings.
 //!
 //! Writing one ring-buffer record per closing socket and summing in user space cost
 //! about a third of the probe (the ring writes, then the per-record work in user
-//! space). Instead the close path adds each connection to a per-CPU hash keyed by
-//! [`AggregateKey`] — the same key the agent's batches use, plus the cgroup — and user
-//! space reads the sums once per interval. Two such maps take turns: the programs
-//! write the one [`ProbeConfig::active_aggregates`] names, and the agent flips it
-//! before reading the other (see `flow-agent/agent/src/aggregates.rs`).
+//! space). Instead the release program adds each connection to a per-CPU table of
+//! [`AggregateSlot`]s keyed by [`AggregateKey`] — the same key the agent's batches use —
+//! and user space reads the sums once per interval. Two such tables take turns: the
+//! programs write the one [`ProbeConfig::active_aggregates`] names, and the agent flips
+//! it before reading the other (see `flow-agent/agent/src/aggregates.rs`).
+//!
+//! The table is an array probed by a hash of the key ([`slot_index`], at most
+//! [`SLOT_PROBES`] slots), not a BPF hash map: a hash map lookup is a helper call that
+//! hashes the key and walks a bucket list, and on the development VM it cost about as
+//! much as everything else the program does together. An array lookup is inlined by the
+//! verifier; a key that finds its few slots taken goes to the ring buffer instead.
 
 use crate::COMM_LEN;
 
@@ -80,7 +86,7 @@ pub const fn rtt_bucket_value(bucket: usize) -> u32 {
 /// Addresses are 16 bytes (IPv4 v4-mapped), as in [`crate::FlowRecord`]. The client's
 /// ephemeral port is not part of the key: it would make every connection its own sum.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AggregateKey {
     /// This host's address.
     pub local_addr: [u8; 16],
@@ -131,6 +137,105 @@ pub struct AggregateValue {
     pub rtt: [u32; RTT_BUCKETS],
 }
 
+/// Slots per CPU in each aggregate table: distinct keys one CPU can sum in one interval
+/// (more go to the ring buffer). 1,024 slots of 864 bytes: 864 KiB per CPU per table.
+pub const AGGREGATE_SLOTS: u32 = 1_024;
+
+/// `u64` words of a slot-use bitmap ([`SlotBits`]).
+pub const SLOT_WORDS: usize = AGGREGATE_SLOTS as usize / 64;
+
+/// One bit per slot of an aggregate table: set when the slot is claimed.
+pub type SlotBits = [u64; SLOT_WORDS];
+
+/// The word and the bit of slot `index` in a [`SlotBits`].
+#[inline(always)]
+pub const fn slot_bit(index: u32) -> (usize, u64) {
+    (
+        ((index >> 6) as usize) & (SLOT_WORDS - 1),
+        1 << (index & 63),
+    )
+}
+
+/// Slots a key may occupy, from [`slot_index`] on (linear probing).
+pub const SLOT_PROBES: u32 = 4;
+
+/// One entry of an aggregate table: a key and its sums. Empty while `value.closed` is 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AggregateSlot {
+    /// What the slot sums.
+    pub key: AggregateKey,
+    /// The sums.
+    pub value: AggregateValue,
+}
+
+impl AggregateSlot {
+    /// An empty slot (all zeros).
+    pub const EMPTY: Self = Self {
+        key: AggregateKey {
+            local_addr: [0; 16],
+            remote_addr: [0; 16],
+            cgroup_id: 0,
+            tgid: 0,
+            service_port: 0,
+            direction: 0,
+            pad: 0,
+        },
+        value: AggregateValue {
+            first_ns: 0,
+            last_ns: 0,
+            bytes_acked: 0,
+            bytes_received: 0,
+            segs_in: 0,
+            segs_out: 0,
+            connections: 0,
+            closed: 0,
+            total_retrans: 0,
+            pid: 0,
+            comm: [0; COMM_LEN],
+            rtt: [0; RTT_BUCKETS],
+        },
+    };
+}
+
+impl AggregateKey {
+    /// Whether `self` and `other` name the same flow, `cgroup_id` aside: the cgroup is
+    /// learnt once per slot (it follows from the process), not on every close.
+    #[inline(always)]
+    pub fn same_flow(&self, other: &Self) -> bool {
+        self.local_addr == other.local_addr
+            && self.remote_addr == other.remote_addr
+            && self.tgid == other.tgid
+            && self.service_port == other.service_port
+            && self.direction == other.direction
+    }
+}
+
+/// The first slot of `key` in an aggregate table (multiplicative hash of its fields,
+/// `cgroup_id` aside).
+#[inline(always)]
+pub fn slot_index(key: &AggregateKey) -> u32 {
+    let word = |b: &[u8; 16], i: usize| {
+        u64::from_ne_bytes([
+            b[i],
+            b[i + 1],
+            b[i + 2],
+            b[i + 3],
+            b[i + 4],
+            b[i + 5],
+            b[i + 6],
+            b[i + 7],
+        ])
+    };
+    let mixed = (word(&key.local_addr, 0) ^ word(&key.local_addr, 8)).rotate_left(23)
+        ^ word(&key.remote_addr, 0)
+        ^ word(&key.remote_addr, 8).rotate_left(41)
+        ^ (u64::from(key.tgid) << 24)
+        ^ (u64::from(key.service_port) << 8)
+        ^ u64::from(key.direction);
+    ((mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32) & (AGGREGATE_SLOTS - 1)
+}
+
 /// Indices of the per-CPU counters in `PROBE_COUNTERS` (`names::COUNTERS_MAP`).
 pub mod counter {
     /// Records lost because the ring buffer was full.
@@ -179,6 +284,15 @@ impl ProbeConfig {
     };
 }
 
+/// `u64` words of the server-port bitmap (`names::SERVER_PORTS_MAP`): one bit per port.
+pub const PORT_WORDS: usize = 65_536 / 64;
+
+/// The word and the bit of `port` in the server-port bitmap.
+#[inline(always)]
+pub const fn port_bit(port: u16) -> (usize, u64) {
+    ((port >> 6) as usize, 1 << (port & 63))
+}
+
 /// The sampling hash of a socket address: the same answer for its interim records and
 /// its close. Multiplicative hashing of the address without its low (alignment) bits.
 #[inline(always)]
@@ -191,6 +305,8 @@ const _: () = assert!(core::mem::size_of::<AggregateKey>() == 48);
 const _: () = assert!(core::mem::size_of::<AggregateValue>() == 80 + 4 * RTT_BUCKETS);
 const _: () = assert!(core::mem::size_of::<ProbeConfig>() == 16);
 const _: () = assert!(RTT_BUCKETS == 184);
+const _: () = assert!(core::mem::size_of::<AggregateSlot>() == 48 + 80 + 4 * RTT_BUCKETS);
+const _: () = assert!(AGGREGATE_SLOTS.is_power_of_two());
 
 #[cfg(test)]
 mod tests {

@@ -24,6 +24,10 @@ pub struct TcpSockOffsets {
     pub total_retrans: u32,
     /// Offset of `srtt_us` (`u32`, RTT in microseconds shifted left by 3).
     pub srtt_us: u32,
+    /// Offset of `write_seq` (`u32`, one past the last byte the application wrote).
+    pub write_seq: u32,
+    /// Offset of `snd_una` (`u32`, the first byte not yet acknowledged).
+    pub snd_una: u32,
 }
 
 /// Byte offsets of the endpoints in `struct sock_common` (the first member of every
@@ -48,6 +52,9 @@ pub struct SockOffsets {
     pub v6_daddr: u32,
     /// `skc_v6_rcv_saddr` (`struct in6_addr`).
     pub v6_rcv_saddr: u32,
+    /// `skc_cookie` (`atomic64_t`): non-zero once anything asked for the socket's
+    /// cookie, e.g. a `sock_diag` dump (the interim sweep).
+    pub cookie: u32,
 }
 
 /// Everything the loader passes to the programs, stored at index 0 of the offsets map.
@@ -69,6 +76,8 @@ impl TcpSockOffsets {
         segs_out: OFFSET_UNKNOWN,
         total_retrans: OFFSET_UNKNOWN,
         srtt_us: OFFSET_UNKNOWN,
+        write_seq: OFFSET_UNKNOWN,
+        snd_una: OFFSET_UNKNOWN,
     };
 }
 
@@ -82,6 +91,7 @@ impl SockOffsets {
         family: OFFSET_UNKNOWN,
         v6_daddr: OFFSET_UNKNOWN,
         v6_rcv_saddr: OFFSET_UNKNOWN,
+        cookie: OFFSET_UNKNOWN,
     };
 }
 
@@ -93,5 +103,5 @@ impl KernelOffsets {
     };
 }
 
-// 6 + 7 `u32`s, no padding: part of the kernel/user contract.
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 52);
+// 8 + 8 `u32`s, no padding: part of the kernel/user contract.
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 64);

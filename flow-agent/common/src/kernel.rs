@@ -26,6 +26,8 @@ pub mod tcp_state {
     pub const FIN_WAIT1: i32 = 4;
     /// `TCP_CLOSE`: the socket is done; its counters are final.
     pub const CLOSE: i32 = 7;
+    /// `TCP_CLOSE_WAIT`: the peer closed; this side has not yet.
+    pub const CLOSE_WAIT: i32 = 8;
     /// `TCP_LAST_ACK`: the peer closed first and this side closed now, in the owner's
     /// system call.
     pub const LAST_ACK: i32 = 9;

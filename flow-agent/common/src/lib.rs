@@ -14,8 +14,9 @@ mod record;
 mod user;
 
 pub use aggregate::{
-    AggregateKey, AggregateValue, ProbeConfig, RTT_BUCKETS, counter, report_mode, rtt_bucket,
-    rtt_bucket_value, sample_hash,
+    AGGREGATE_SLOTS, AggregateKey, AggregateSlot, AggregateValue, PORT_WORDS, ProbeConfig,
+    RTT_BUCKETS, SLOT_PROBES, SLOT_WORDS, SlotBits, counter, port_bit, report_mode, rtt_bucket,
+    rtt_bucket_value, sample_hash, slot_bit, slot_index,
 };
 pub use config::{KernelOffsets, OFFSET_UNKNOWN, SockOffsets, TcpSockOffsets};
 pub use open_flow::{OpenFlow, ReportedCounters, sweep};
@@ -31,12 +32,23 @@ pub mod names {
     pub const COUNTERS_MAP: &str = "PROBE_COUNTERS";
     /// One-entry array holding the [`crate::ProbeConfig`] written by user space.
     pub const CONFIG_MAP: &str = "PROBE_CONFIG";
-    /// The two per-CPU hashes of [`crate::AggregateValue`]s the programs take turns in.
+    /// Which slots of each of [`AGGREGATE_MAPS`] are in use ([`crate::SlotBits`], per CPU).
+    pub const SLOTS_USED_MAPS: [&str; 2] = ["FLOW_SLOTS_USED_0", "FLOW_SLOTS_USED_1"];
+    /// The two per-CPU tables of [`crate::AggregateSlot`]s the programs take turns in.
     pub const AGGREGATE_MAPS: [&str; 2] = ["FLOW_AGGREGATES_0", "FLOW_AGGREGATES_1"];
     /// LRU hash of the connections open now, by socket address ([`crate::OpenFlow`]).
     pub const OPEN_FLOWS_MAP: &str = "OPEN_FLOWS";
     /// Program attached to `sock:inet_sock_set_state`.
     pub const SET_STATE_PROGRAM: &str = "inet_sock_set_state";
+    /// Program attached to `cgroup/sock_release` of the root cgroup: sums each TCP
+    /// connection when its owner closes it.
+    pub const RELEASE_PROGRAM: &str = "flow_release";
+    /// `cgroup/post_bind4` program: marks the ports TCP sockets bind to.
+    pub const BIND4_PROGRAM: &str = "flow_bind4";
+    /// `cgroup/post_bind6` program: as [`BIND4_PROGRAM`], for IPv6.
+    pub const BIND6_PROGRAM: &str = "flow_bind6";
+    /// Bitmap of the local ports that take connections (listeners).
+    pub const SERVER_PORTS_MAP: &str = "SERVER_PORTS";
     /// Program attached to `tcp:tcp_retransmit_skb`.
     pub const RETRANSMIT_PROGRAM: &str = "tcp_retransmit_skb";
     /// Raw tracepoint program never attached: user space runs it with

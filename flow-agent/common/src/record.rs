@@ -98,8 +98,11 @@ pub struct FlowRecord {
     pub kind: u8,
     /// `comm` of the task credited with the flow, NUL-padded.
     pub comm: [u8; COMM_LEN],
-    /// Always zero; makes the tail padding explicit so every byte is defined.
+    /// Always zero; makes the padding explicit so every byte is defined.
     pub reserved: [u8; 4],
+    /// The socket's cookie when it has one (records of the release path; 0 otherwise):
+    /// what ties a connection's interim records read through `sock_diag` to its close.
+    pub cookie: u64,
 }
 
 impl FlowRecord {
@@ -127,6 +130,7 @@ impl FlowRecord {
             kind: 0,
             comm: [0; COMM_LEN],
             reserved: [0; 4],
+            cookie: 0,
         }
     }
 
@@ -150,6 +154,29 @@ impl FlowRecord {
         &self.comm[..end]
     }
 
+    /// The sampling hash of the connection's endpoints: the same for every report of
+    /// one connection, whoever computes it (the release program, or user space for an
+    /// interim record read through `sock_diag`).
+    #[inline(always)]
+    pub fn endpoint_hash(&self) -> u32 {
+        let word = |b: &[u8; 16], i: usize| {
+            u64::from_ne_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
+        let key = (word(&self.saddr, 0) ^ word(&self.saddr, 8)).rotate_left(17)
+            ^ (word(&self.daddr, 0) ^ word(&self.daddr, 8))
+            ^ ((u64::from(self.sport) << 16) | u64::from(self.dport));
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+    }
+
     /// Duration of the flow in nanoseconds, 0 when the open was not seen.
     pub const fn duration_ns(&self) -> u64 {
         if self.start_ns == 0 {
@@ -161,6 +188,6 @@ impl FlowRecord {
 }
 
 // The layout is part of the kernel/user contract: make any change to it deliberate.
-// 5 u64 + 7 u32 + 2*16 + 3 u16 + 2 u8 + 16 + 4 = 128, with no implicit padding.
-const _: () = assert!(core::mem::size_of::<FlowRecord>() == 128);
+// 5 u64 + 7 u32 + 2*16 + 3 u16 + 2 u8 + 16 + 4 + u64 = 136, with no implicit padding.
+const _: () = assert!(core::mem::size_of::<FlowRecord>() == 136);
 const _: () = assert!(core::mem::align_of::<FlowRecord>() == 8);

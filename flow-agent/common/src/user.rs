@@ -1,6 +1,8 @@
 //! `aya::Pod` for the shared types, so user space can read and write them in maps.
 
-use crate::{AggregateKey, AggregateValue, FlowRecord, KernelOffsets, OpenFlow, ProbeConfig};
+use crate::{
+    AggregateKey, AggregateSlot, AggregateValue, FlowRecord, KernelOffsets, OpenFlow, ProbeConfig,
+};
 
 // SAFETY: `FlowRecord` is `#[repr(C)]`, `Copy`, made only of integers and byte arrays,
 // has no implicit padding (checked by the size assertion in `record.rs`), and every bit
@@ -25,3 +27,7 @@ unsafe impl aya::Pod for AggregateValue {}
 
 // SAFETY: see `AggregateKey`.
 unsafe impl aya::Pod for ProbeConfig {}
+
+// SAFETY: an `AggregateKey` and an `AggregateValue` side by side, `#[repr(C)]` with no
+// padding between or after them (size asserted in `aggregate.rs`).
+unsafe impl aya::Pod for AggregateSlot {}

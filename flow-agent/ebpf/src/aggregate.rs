@@ -1,24 +1,24 @@
-//! Summing a closing connection into the active aggregate map.
+//! Summing a released connection into the active aggregate table.
 
+use aya_ebpf::helpers::{bpf_get_current_comm, generated::bpf_get_current_cgroup_id};
 use paved_flow_common::{
-    AggregateKey, Direction, FlowRecord, RTT_BUCKETS, ReportedCounters, counter, rtt_bucket,
+    AGGREGATE_SLOTS, AggregateKey, AggregateSlot, COMM_LEN, Direction, FlowRecord, RTT_BUCKETS,
+    SLOT_PROBES, counter, rtt_bucket, slot_bit, slot_index,
 };
 
-use crate::maps::{FLOW_AGGREGATES_0, FLOW_AGGREGATES_1, ZERO_AGGREGATE, count};
+use crate::maps::{
+    FLOW_AGGREGATES_0, FLOW_AGGREGATES_1, FLOW_SLOTS_USED_0, FLOW_SLOTS_USED_1, count,
+};
 
-/// `BPF_NOEXIST`.
-const BPF_NOEXIST: u64 = 1;
-
-/// Adds the closing connection in `record` to map `active` (0 or 1) under its key.
-/// `reported` holds what its interim records already carried, `counted` whether one
-/// of them counted the connection. Returns `false` when the map is full: the caller
-/// writes the record to the ring buffer instead.
+/// Adds the connection in `record` (owned by the current task) under its key to the
+/// table `active` names (0 or 1). Returns `false` when the key's slots are all taken
+/// by other keys, and the caller writes the record to the ring buffer instead.
 #[inline(always)]
-pub fn add(record: &FlowRecord, reported: &ReportedCounters, counted: bool, active: u32) -> bool {
+pub fn add(record: &FlowRecord, active: u32) -> bool {
     let key = AggregateKey {
         local_addr: record.saddr,
         remote_addr: record.daddr,
-        cgroup_id: record.cgroup_id,
+        cgroup_id: 0,
         tgid: record.tgid,
         service_port: if record.direction == Direction::Inbound as u8 {
             record.sport
@@ -28,55 +28,78 @@ pub fn add(record: &FlowRecord, reported: &ReportedCounters, counted: bool, acti
         direction: record.direction,
         pad: 0,
     };
-    let map = if active == 0 {
-        &FLOW_AGGREGATES_0
-    } else {
-        &FLOW_AGGREGATES_1
-    };
-    let value = match map.get_ptr_mut(key) {
-        Some(value) => value,
-        None => {
-            let Some(zero) = ZERO_AGGREGATE.get_ptr(0) else {
-                return false;
-            };
-            // SAFETY: `zero` points at a live map value; the helper copies it. A racing
-            // insert of the same key on another CPU makes this one fail with EEXIST,
-            // and the lookup below finds that one.
-            // By reference on purpose: by value, the 816-byte value would be copied onto
-            // the 512-byte BPF stack.
-            #[allow(clippy::needless_borrows_for_generic_args)]
-            let _ = map.insert(key, unsafe { &*zero }, BPF_NOEXIST);
-            match map.get_ptr_mut(key) {
-                Some(value) => value,
-                // The map is full (or out of memory).
-                None => return false,
-            }
+    let first = slot_index(&key);
+    // Unrolled by the compiler (a constant trip count): no loop for the verifier.
+    for probe in 0..SLOT_PROBES {
+        let index = (first + probe) & (AGGREGATE_SLOTS - 1);
+        let slot = if active == 0 {
+            FLOW_AGGREGATES_0.get_ptr_mut(index)
+        } else {
+            FLOW_AGGREGATES_1.get_ptr_mut(index)
+        };
+        let Some(slot) = slot else {
+            return false;
+        };
+        // SAFETY: `slot` is this CPU's copy of a live array element. Only the release
+        // program writes the tables, and a program does not nest on its own CPU, so
+        // plain read-modify-writes are exact.
+        let slot = unsafe { &mut *slot };
+        if slot.value.closed == 0 {
+            claim(slot, key, record);
+            mark_used(index, active);
+        } else if !slot.key.same_flow(&key) {
+            continue;
         }
-    };
-    // SAFETY: `value` is this CPU's slot of a live per-CPU map value. Only programs on
-    // this CPU write it and they do not nest, so plain read-modify-writes are exact.
-    let v = unsafe { &mut *value };
-    if v.first_ns == 0 {
-        v.first_ns = record.end_ns;
-        v.pid = record.pid;
-        v.comm = record.comm;
+        sum(slot, record);
+        count(counter::AGGREGATED);
+        return true;
     }
+    false
+}
+
+/// Makes an empty slot `key`'s: what is the same for every connection of the key is
+/// read once here (the task's cgroup and name), not on every close.
+#[inline(always)]
+fn claim(slot: &mut AggregateSlot, mut key: AggregateKey, record: &FlowRecord) {
+    // SAFETY: helper without arguments, allowed in cgroup socket programs.
+    key.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    slot.key = key;
+    slot.value.first_ns = record.end_ns;
+    slot.value.pid = record.pid;
+    slot.value.comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+}
+
+/// Records that slot `index` of table `active` is in use, for user space.
+#[inline(always)]
+fn mark_used(index: u32, active: u32) {
+    let used = if active == 0 {
+        FLOW_SLOTS_USED_0.get_ptr_mut(0)
+    } else {
+        FLOW_SLOTS_USED_1.get_ptr_mut(0)
+    };
+    if let Some(used) = used {
+        let (word, bit) = slot_bit(index);
+        // SAFETY: this CPU's copy of a live value; `word` < SLOT_WORDS by construction.
+        unsafe { (*used)[word] |= bit };
+    }
+}
+
+/// Adds `record`'s counters to `slot`.
+#[inline(always)]
+fn sum(slot: &mut AggregateSlot, record: &FlowRecord) {
+    let v = &mut slot.value;
     v.last_ns = record.end_ns;
-    v.connections += u32::from(!counted);
+    v.connections += 1;
     v.closed += 1;
-    v.bytes_acked += record.bytes_acked.saturating_sub(reported.bytes_acked);
-    v.bytes_received += record
-        .bytes_received
-        .saturating_sub(reported.bytes_received);
-    v.segs_in += u64::from(record.segs_in.saturating_sub(reported.segs_in));
-    v.segs_out += u64::from(record.segs_out.saturating_sub(reported.segs_out));
-    v.total_retrans += record.total_retrans.saturating_sub(reported.total_retrans);
+    v.bytes_acked += record.bytes_acked;
+    v.bytes_received += record.bytes_received;
+    v.segs_in += u64::from(record.segs_in);
+    v.segs_out += u64::from(record.segs_out);
+    v.total_retrans += record.total_retrans;
     if record.srtt_us > 0 {
         let bucket = rtt_bucket(record.srtt_us);
         if bucket < RTT_BUCKETS {
             v.rtt[bucket] += 1;
         }
     }
-    count(counter::AGGREGATED);
-    true
 }

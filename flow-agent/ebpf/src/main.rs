@@ -19,6 +19,7 @@ mod aggregate;
 mod context;
 mod emit;
 mod maps;
+mod release;
 mod retransmit;
 mod set_state;
 mod sock;

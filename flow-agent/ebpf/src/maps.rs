@@ -2,27 +2,19 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
 use paved_flow_common::{
-    AggregateKey, AggregateValue, FlowRecord, KernelOffsets, OpenFlow, ProbeConfig, counter,
+    AGGREGATE_SLOTS, AggregateSlot, FlowRecord, KernelOffsets, OpenFlow, PORT_WORDS, ProbeConfig,
+    SlotBits, counter,
 };
 
 /// Connections tracked at once. LRU: when full, the oldest open is forgotten and its
 /// close is reported with `Direction::Unknown` instead of failing the insert.
 const MAX_OPEN_FLOWS: u32 = 65_536;
 
-/// Keys per aggregate map between two reads by user space (one interval). A close that
-/// finds its map full is written to the ring buffer instead, so nothing is lost.
-const MAX_AGGREGATES: u32 = 4_096;
-
 /// Room for 8192 records (+8 bytes of header each) between two user-space polls.
 pub const RECORD_RING_BYTES: u32 = 8192 * 256;
-
-/// `BPF_F_NO_PREALLOC`: aggregate values are allocated when a key first appears, so
-/// the maps take memory for the keys in use, not for `MAX_AGGREGATES` of 816 bytes
-/// per CPU each.
-const BPF_F_NO_PREALLOC: u32 = 1 << 0;
 
 /// `BPF_F_NO_COMMON_LRU`: one LRU list per CPU instead of one behind a global lock.
 /// Every open inserts and every close deletes, so the LRU's bookkeeping is on the hot
@@ -40,20 +32,24 @@ pub static OPEN_FLOWS: LruHashMap<u64, OpenFlow> =
 #[map(name = "FLOW_RECORDS")]
 pub static FLOW_RECORDS: RingBuf = RingBuf::with_byte_size(RECORD_RING_BYTES, 0);
 
-/// Closed connections summed per key (`names::AGGREGATE_MAPS[0]`).
+/// Closed connections summed per key, per CPU (`names::AGGREGATE_MAPS[0]`).
 #[map(name = "FLOW_AGGREGATES_0")]
-pub static FLOW_AGGREGATES_0: PerCpuHashMap<AggregateKey, AggregateValue> =
-    PerCpuHashMap::with_max_entries(MAX_AGGREGATES, BPF_F_NO_PREALLOC);
+pub static FLOW_AGGREGATES_0: PerCpuArray<AggregateSlot> =
+    PerCpuArray::with_max_entries(AGGREGATE_SLOTS, 0);
 
-/// The other aggregate map (`names::AGGREGATE_MAPS[1]`).
+/// The other aggregate table (`names::AGGREGATE_MAPS[1]`).
 #[map(name = "FLOW_AGGREGATES_1")]
-pub static FLOW_AGGREGATES_1: PerCpuHashMap<AggregateKey, AggregateValue> =
-    PerCpuHashMap::with_max_entries(MAX_AGGREGATES, BPF_F_NO_PREALLOC);
+pub static FLOW_AGGREGATES_1: PerCpuArray<AggregateSlot> =
+    PerCpuArray::with_max_entries(AGGREGATE_SLOTS, 0);
 
-/// An all-zero value to insert new keys with (a value this size does not fit on the
-/// BPF stack). Never written.
-#[map(name = "ZERO_AGGREGATE")]
-pub static ZERO_AGGREGATE: PerCpuArray<AggregateValue> = PerCpuArray::with_max_entries(1, 0);
+/// Which slots of `FLOW_AGGREGATES_0` are in use, one bit per slot, per CPU
+/// (`names::SLOTS_USED_MAPS[0]`): user space reads only those.
+#[map(name = "FLOW_SLOTS_USED_0")]
+pub static FLOW_SLOTS_USED_0: PerCpuArray<SlotBits> = PerCpuArray::with_max_entries(1, 0);
+
+/// As `FLOW_SLOTS_USED_0`, for `FLOW_AGGREGATES_1`.
+#[map(name = "FLOW_SLOTS_USED_1")]
+pub static FLOW_SLOTS_USED_1: PerCpuArray<SlotBits> = PerCpuArray::with_max_entries(1, 0);
 
 /// Kernel structure offsets written by the loader before attaching (`names::OFFSETS_MAP`).
 #[map(name = "KERNEL_OFFSETS")]
@@ -91,3 +87,10 @@ pub fn config() -> ProbeConfig {
 // The ring buffer's size must be a power-of-two multiple of the page size.
 const _: () = assert!(RECORD_RING_BYTES.is_power_of_two() && RECORD_RING_BYTES >= 4096);
 const _: () = assert!(core::mem::size_of::<FlowRecord>() <= 256);
+
+/// Local ports that take connections, one bit per port (`names::SERVER_PORTS_MAP`):
+/// set by the bind programs, kept and cleared by user space from the listeners it sees.
+/// One 8 KiB value: every lookup lands in the same two pages (a per-port array of
+/// 256 KiB costs a TLB miss on most closes, since client ports are spread over it).
+#[map(name = "SERVER_PORTS")]
+pub static SERVER_PORTS: Array<[u64; PORT_WORDS]> = Array::with_max_entries(1, 0);

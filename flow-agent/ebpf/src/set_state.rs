@@ -1,4 +1,4 @@
-//! `sock:inet_sock_set_state`: remembers opens, reports closes.
+//! `sock:inet_sock_set_state`: remembers opens, reports closes (per-connection mode).
 
 use aya_ebpf::{
     helpers::generated::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
@@ -6,11 +6,10 @@ use aya_ebpf::{
 use paved_flow_common::{
     Direction, FlowRecord, OpenFlow, RecordKind, ReportedCounters, counter,
     kernel::{AF_INET, AF_INET6, IPPROTO_TCP, inet_sock_set_state as tp, tcp_state},
-    report_mode, sample_hash,
+    sample_hash,
 };
 
 use crate::{
-    aggregate,
     context::load,
     emit,
     maps::{OPEN_FLOWS, config, count},
@@ -125,8 +124,6 @@ fn on_close(ctx: &TracePointContext) {
     record.kind = RecordKind::Closed as u8;
     // SAFETY: helper without arguments.
     record.end_ns = unsafe { bpf_ktime_get_ns() };
-    let mut reported = ReportedCounters::ZERO;
-    let mut counted = false;
     if let Some(open) = OPEN_FLOWS.get_ptr(sk) {
         // SAFETY: the pointer comes from a successful lookup; the entry is copied at once.
         let open = unsafe { *open };
@@ -137,8 +134,6 @@ fn on_close(ctx: &TracePointContext) {
         record.comm = open.comm;
         record.direction = open.direction;
         record.retransmits_seen = open.retransmits as u32;
-        reported = open.reported;
-        counted = open.reported_once != 0;
     } else {
         // Opened before the probe started (or evicted): credit whoever closes it.
         let task = Task::current();
@@ -151,17 +146,8 @@ fn on_close(ctx: &TracePointContext) {
     fill_endpoints(ctx, &mut record);
     tcp_sock::fill_counters(sk, &mut record);
 
-    let summed = settings.mode == report_mode::AGGREGATE && {
-        let summed = aggregate::add(&record, &reported, counted, settings.active_aggregates);
-        if !summed {
-            count(counter::AGGREGATE_FULL);
-        }
-        summed
-    };
-    if !summed {
-        // Cumulative counters: user space subtracts what the interim records carried.
-        emit::output(&record);
-    }
+    // Cumulative counters: user space subtracts what the interim records carried.
+    emit::output(&record);
     let _ = OPEN_FLOWS.remove(sk);
 }
 

@@ -13,7 +13,7 @@ use crate::set_state::{bytes16, v4_mapped};
 
 /// Reads a `T` at `sk + offset`, or `None` when the offset is unknown or the read faults.
 #[inline(always)]
-fn read<T>(sk: u64, offset: u32) -> Option<T> {
+pub fn read<T>(sk: u64, offset: u32) -> Option<T> {
     if offset == OFFSET_UNKNOWN {
         return None;
     }

@@ -38,3 +38,25 @@ pub fn fill_counters_with(sk: u64, offsets: &TcpSockOffsets, record: &mut FlowRe
     // The kernel keeps the smoothed RTT scaled by 8.
     record.srtt_us = read::<u32>(sk, offsets.srtt_us).unwrap_or(0) >> 3;
 }
+
+/// Adds to `record.bytes_acked` what the application wrote that the peer has not
+/// acknowledged yet (`write_seq - snd_una`): the owner's `close()` comes before the
+/// last bytes are acknowledged (a server writes its answer and closes at once), and
+/// those bytes are still sent after it. Sequence numbers wrap, hence the wrapping
+/// difference.
+#[inline(always)]
+pub fn add_unacknowledged(sk: u64, offsets: &TcpSockOffsets, record: &mut FlowRecord) {
+    if let (Some(write_seq), Some(snd_una)) = (
+        read::<u32>(sk, offsets.write_seq),
+        read::<u32>(sk, offsets.snd_una),
+    ) {
+        record.bytes_acked += u64::from(write_seq.wrapping_sub(snd_una));
+    }
+}
+
+/// Reads the socket's cookie (`sock_common.skc_cookie`) at `offset`: 0 when no one has
+/// asked for it, or when the offset is unknown.
+#[inline(always)]
+pub fn cookie(sk: u64, offset: u32) -> u64 {
+    read::<u64>(sk, offset).unwrap_or(0)
+}

@@ -142,9 +142,10 @@ impl FlowTracker {
         now_ms: u64,
     ) -> Option<Increment> {
         let current = Counters::of(record);
-        // An untracked connection (opened before the probe) has no interim records:
-        // its final record is all there is.
-        let tracked = record.start_ns != 0;
+        // An untracked connection (opened before the probe, per-connection mode) has no
+        // interim records: its final record is all there is. In aggregate mode the
+        // cookie identifies connections that may have had some.
+        let tracked = record.start_ns != 0 || record.cookie != 0;
         match kind {
             RecordKind::Interim => {
                 if !tracked {
@@ -182,7 +183,12 @@ impl FlowTracker {
                     } else {
                         self.open.remove(&id).map(|t| t.reported)
                     };
-                    if previous.is_some() || record.duration_ns() >= self.guard_age_ns {
+                    // A socket with a cookie was read by a sweep, whose interim record
+                    // may still be on its way; its age is unknown, so remember it.
+                    if previous.is_some()
+                        || record.cookie != 0
+                        || record.duration_ns() >= self.guard_age_ns
+                    {
                         self.closed.insert(id, now_ms);
                     }
                     previous
