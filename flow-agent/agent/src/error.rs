@@ -113,9 +113,18 @@ pub enum ProbeError {
 impl ProbeError {
     /// Whether the kernel refused BPF for lack of privilege (`EPERM`/`EACCES` from a
     /// `bpf()` call): the one failure callers may treat as "BPF unavailable here".
+    ///
+    /// A program the verifier rejected is not that, although the kernel says `EACCES`
+    /// for it too: it comes with the verifier's log, and it is a bug to report.
     pub fn is_permission_denied(&self) -> bool {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
         while let Some(err) = source {
+            if let Some(ProgramError::LoadError { verifier_log, .. }) =
+                err.downcast_ref::<ProgramError>()
+                && !verifier_log.to_string().trim().is_empty()
+            {
+                return false;
+            }
             if let Some(io) = err.downcast_ref::<io::Error>()
                 && matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES))
             {
@@ -142,6 +151,20 @@ mod tests {
             }),
         };
         assert!(err.is_permission_denied());
+    }
+
+    #[test]
+    fn a_verifier_rejection_is_not_permission_denied() {
+        let err = ProbeError::Load {
+            program: "p",
+            source: ProgramError::LoadError {
+                io_error: io::Error::from_raw_os_error(libc::EACCES),
+                verifier_log: aya_obj::VerifierLog::new(
+                    "R2 unbounded memory access, use 'var &= const'".into(),
+                ),
+            },
+        };
+        assert!(!err.is_permission_denied());
     }
 
     #[test]
