@@ -293,9 +293,9 @@ pub async fn start_in_process(
     // The probe first: when it fails, nothing else was started.
     let agent = FlowAgent::start(settings, Arc::new(sink), config_rx).map_err(|e| {
         let hint = if lacks_privilege(&e) {
-            "run as root, or give the binary CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN (tracefs)"
+            "run as root, or give the binary CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (cgroup socket hooks)"
         } else {
-            "the kernel may lack the tracepoints or BTF the probe needs"
+            "the kernel may lack cgroup v2, its socket hooks or the BTF the probe needs"
         };
         anyhow::Error::new(e).context(format!("loading the eBPF flow probe failed ({hint})"))
     })?;

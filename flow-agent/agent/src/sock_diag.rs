@@ -236,24 +236,7 @@ impl SockDiag {
         max: usize,
         out: &mut Vec<TcpSocket>,
     ) -> Result<DumpReport, SockDiagError> {
-        let family_byte = match i32::from(family) {
-            libc::AF_INET | libc::AF_INET6 => family as u8,
-            _ => return Err(SockDiagError::UnsupportedFamily(family)),
-        };
-        if self.dump_pending {
-            // Closing the old socket is the only way to make the kernel drop the
-            // unfinished dump.
-            self.fd = open_socket()?;
-            self.dump_pending = false;
-        }
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        let ext = if with_info {
-            1 << (INET_DIAG_INFO - 1)
-        } else {
-            0
-        };
-        let request = build_request(family_byte, states, ext, seq);
+        let (request, seq) = self.new_request(family, states, with_info)?;
         self.send(&request)?;
         self.dump_pending = true;
 
@@ -301,22 +284,8 @@ impl SockDiag {
         cookie: u64,
         with_info: bool,
     ) -> Result<Option<TcpSocket>, SockDiagError> {
-        let family_byte = match i32::from(family) {
-            libc::AF_INET | libc::AF_INET6 => family as u8,
-            _ => return Err(SockDiagError::UnsupportedFamily(family)),
-        };
-        if self.dump_pending {
-            self.fd = open_socket()?;
-            self.dump_pending = false;
-        }
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        let ext = if with_info {
-            1 << (INET_DIAG_INFO - 1)
-        } else {
-            0
-        };
-        let mut request = build_request(family_byte, 0, ext, seq);
+        let (mut request, seq) = self.new_request(family, 0, with_info)?;
+        // Not a dump: the flags say a plain request.
         request[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
         fill_socket_id(&mut request[NLMSG_HDR_LEN + 8..], local, remote, cookie);
         self.send(&request)?;
@@ -328,6 +297,33 @@ impl SockDiag {
             });
         };
         parse_lookup_answer(datagram, seq)
+    }
+
+    /// A dump request for `family`'s TCP sockets in `states` under the next sequence
+    /// number, on a socket with no unfinished dump; returns it and the number.
+    fn new_request(
+        &mut self,
+        family: u16,
+        states: u32,
+        with_info: bool,
+    ) -> Result<([u8; NLMSG_HDR_LEN + REQ_V2_LEN], u32), SockDiagError> {
+        let family_byte = match i32::from(family) {
+            libc::AF_INET | libc::AF_INET6 => family as u8,
+            _ => return Err(SockDiagError::UnsupportedFamily(family)),
+        };
+        if self.dump_pending {
+            // Closing the old socket is the only way to make the kernel drop the
+            // unfinished dump.
+            self.fd = open_socket()?;
+            self.dump_pending = false;
+        }
+        self.seq = self.seq.wrapping_add(1);
+        let ext = if with_info {
+            1 << (INET_DIAG_INFO - 1)
+        } else {
+            0
+        };
+        Ok((build_request(family_byte, states, ext, self.seq), self.seq))
     }
 
     /// Sends `request` to the kernel (netlink port 0).

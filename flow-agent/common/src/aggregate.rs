@@ -215,18 +215,7 @@ impl AggregateKey {
 /// `cgroup_id` aside).
 #[inline(always)]
 pub fn slot_index(key: &AggregateKey) -> u32 {
-    let word = |b: &[u8; 16], i: usize| {
-        u64::from_ne_bytes([
-            b[i],
-            b[i + 1],
-            b[i + 2],
-            b[i + 3],
-            b[i + 4],
-            b[i + 5],
-            b[i + 6],
-            b[i + 7],
-        ])
-    };
+    let word = crate::address_word;
     let mixed = (word(&key.local_addr, 0) ^ word(&key.local_addr, 8)).rotate_left(23)
         ^ word(&key.remote_addr, 0)
         ^ word(&key.remote_addr, 8).rotate_left(41)

@@ -22,6 +22,18 @@ pub use config::{KernelOffsets, OFFSET_UNKNOWN, SockOffsets, TcpSockOffsets};
 pub use open_flow::{OpenFlow, ReportedCounters, sweep};
 pub use record::{COMM_LEN, Direction, FlowRecord, RecordKind};
 
+/// The 8 bytes of a 16-byte address from byte `at` (0 or 8) as one word, for hashing.
+#[inline(always)]
+pub(crate) fn address_word(address: &[u8; 16], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    let mut i = 0;
+    while i < 8 {
+        word[i] = address[(at + i) & 15];
+        i += 1;
+    }
+    u64::from_ne_bytes(word)
+}
+
 /// Names shared by the BPF object and its loader, so a rename breaks the build, not the run.
 pub mod names {
     /// Ring buffer that carries [`crate::FlowRecord`]s to user space.

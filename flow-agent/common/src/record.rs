@@ -159,18 +159,7 @@ impl FlowRecord {
     /// interim record read through `sock_diag`).
     #[inline(always)]
     pub fn endpoint_hash(&self) -> u32 {
-        let word = |b: &[u8; 16], i: usize| {
-            u64::from_ne_bytes([
-                b[i],
-                b[i + 1],
-                b[i + 2],
-                b[i + 3],
-                b[i + 4],
-                b[i + 5],
-                b[i + 6],
-                b[i + 7],
-            ])
-        };
+        let word = crate::address_word;
         let key = (word(&self.saddr, 0) ^ word(&self.saddr, 8)).rotate_left(17)
             ^ (word(&self.daddr, 0) ^ word(&self.daddr, 8))
             ^ ((u64::from(self.sport) << 16) | u64::from(self.dport));
