@@ -10,7 +10,7 @@
 
 use std::{
     io::{ErrorKind, Read, Write},
-    net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream},
+    net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream},
     thread,
     time::Duration,
 };
@@ -182,6 +182,63 @@ async fn a_long_connection_gets_interim_records_and_its_close_carries_the_rest()
         (2_000..=2_000 + TCP_OVERHEAD).contains(&inbound.received),
         "{inbound:?}"
     );
+}
+
+#[tokio::test]
+async fn ipv6_connections_are_summed_with_their_v6_addresses() {
+    let Some(mut probe) = start_probe() else {
+        return;
+    };
+    let listener = match TcpListener::bind((Ipv6Addr::LOCALHOST, 0)) {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("skipping: no IPv6 loopback here: {err}");
+            return;
+        }
+    };
+    let port = listener.local_addr().expect("address").port();
+    for _ in 0..2 {
+        let (mut client, mut server) = connect_pair(&listener);
+        send(&mut client, &mut server, 700);
+        send(&mut server, &mut client, 40);
+    }
+    // Give the closes a moment to run (they are synchronous, but be generous).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut aggregates = Vec::new();
+    probe
+        .drain_aggregates(&mut aggregates)
+        .expect("read the aggregates");
+    aggregates.retain(|a| a.key.service_port == port);
+    let loopback = Ipv6Addr::LOCALHOST.octets();
+    for direction in [Direction::Outbound, Direction::Inbound] {
+        // A sweep of another test may have sent a close to the ring instead: count
+        // only what was summed, and require the addresses of what was.
+        let summed: Vec<_> = aggregates
+            .iter()
+            .filter(|a| a.key.direction == direction as u8)
+            .collect();
+        assert!(!summed.is_empty(), "no {direction:?} sum: {aggregates:#?}");
+        for a in summed {
+            assert_eq!(
+                (a.key.local_addr, a.key.remote_addr),
+                (loopback, loopback),
+                "{a:#?}"
+            );
+            let n = u64::from(a.value.connections);
+            let (sent, received) = match direction {
+                Direction::Inbound => (40, 700),
+                _ => (700, 40),
+            };
+            assert!(
+                (n * sent..=n * (sent + TCP_OVERHEAD)).contains(&a.value.bytes_acked),
+                "{a:#?}"
+            );
+            assert!(
+                (n * received..=n * (received + TCP_OVERHEAD)).contains(&a.value.bytes_received),
+                "{a:#?}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
