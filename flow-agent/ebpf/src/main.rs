@@ -18,6 +18,7 @@
 mod aggregate;
 mod context;
 mod emit;
+mod field;
 mod maps;
 mod release;
 mod retransmit;

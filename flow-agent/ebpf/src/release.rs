@@ -31,7 +31,7 @@ use paved_flow_common::{
 };
 
 use crate::{
-    aggregate, emit,
+    aggregate, emit, field,
     maps::{KERNEL_OFFSETS, SERVER_PORTS, config, count},
     set_state::{bytes16, v4_mapped},
     sock, tcp_sock,
@@ -95,7 +95,7 @@ pub fn flow_release(ctx: SockContext) -> i32 {
     if state == tcp_state::ESTABLISHED || state == tcp_state::CLOSE_WAIT {
         tcp_sock::add_unacknowledged(sk, &offsets.tcp_sock, &mut record);
     }
-    record.cookie = tcp_sock::cookie(sk, offsets.sock.cookie);
+    record.cookie = sock::cookie(sk, offsets.sock.cookie);
 
     if settings.mode == report_mode::AGGREGATE && record.cookie == 0 {
         if aggregate::add(&record, settings.active_aggregates) {
@@ -123,7 +123,7 @@ fn fill_endpoints(
     offsets: &paved_flow_common::SockOffsets,
     record: &mut FlowRecord,
 ) -> bool {
-    let Some(local_port) = sock::read::<u16>(sk, offsets.num) else {
+    let Some(local_port) = field::read::<u16>(sk, offsets.num) else {
         return false;
     };
     record.sport = local_port;
@@ -134,7 +134,7 @@ fn fill_endpoints(
         if family == u32::from(AF_INET) {
             record.family = AF_INET;
             record.daddr = v4_mapped((*ctx.sock).dst_ip4);
-            let Some(local) = sock::read::<u32>(sk, offsets.rcv_saddr) else {
+            let Some(local) = field::read::<u32>(sk, offsets.rcv_saddr) else {
                 return false;
             };
             record.saddr = v4_mapped(local);
@@ -146,7 +146,7 @@ fn fill_endpoints(
                 u64::from(d[0]) | (u64::from(d[1]) << 32),
                 u64::from(d[2]) | (u64::from(d[3]) << 32),
             ]);
-            let Some(local) = sock::read::<[u64; 2]>(sk, offsets.v6_rcv_saddr) else {
+            let Some(local) = field::read::<[u64; 2]>(sk, offsets.v6_rcv_saddr) else {
                 return false;
             };
             record.saddr = bytes16(local);

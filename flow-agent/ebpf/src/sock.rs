@@ -1,26 +1,22 @@
-//! Reads of a socket's endpoints from `struct sock_common` at offsets found in BTF.
-//!
-//! Only the interim sweep needs this: it runs outside the tracepoints whose records
-//! carry the endpoints (the state change and close paths read those instead).
+//! Reads from `struct sock_common` at offsets found in BTF: a socket's endpoints (for
+//! the interim sweep, which runs outside the tracepoints whose records carry them) and
+//! its cookie (for the release program).
 
-use aya_ebpf::helpers::bpf_probe_read_kernel;
 use paved_flow_common::{
-    FlowRecord, OFFSET_UNKNOWN, SockOffsets,
+    FlowRecord, SockOffsets,
     kernel::{AF_INET, AF_INET6},
 };
 
-use crate::set_state::{bytes16, v4_mapped};
+use crate::{
+    field::read,
+    set_state::{bytes16, v4_mapped},
+};
 
-/// Reads a `T` at `sk + offset`, or `None` when the offset is unknown or the read faults.
+/// Reads the socket's cookie (`skc_cookie`) at `offset`: 0 when no one has asked for it,
+/// or when the offset is unknown.
 #[inline(always)]
-pub fn read<T>(sk: u64, offset: u32) -> Option<T> {
-    if offset == OFFSET_UNKNOWN {
-        return None;
-    }
-    let addr = sk.wrapping_add(u64::from(offset)) as *const T;
-    // SAFETY: bpf_probe_read_kernel copies through the kernel's fault-handling path, so
-    // a wrong address yields an error, never a crash.
-    unsafe { bpf_probe_read_kernel(addr) }.ok()
+pub fn cookie(sk: u64, offset: u32) -> u64 {
+    read::<u64>(sk, offset).unwrap_or(0)
 }
 
 /// Fills family, ports and addresses of `record` from the socket at `sk`, the same way

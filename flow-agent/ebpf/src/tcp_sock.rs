@@ -1,21 +1,8 @@
 //! Reads of the final counters from `struct tcp_sock` at offsets found in BTF by the loader.
 
-use aya_ebpf::helpers::bpf_probe_read_kernel;
-use paved_flow_common::{FlowRecord, OFFSET_UNKNOWN, TcpSockOffsets};
+use paved_flow_common::{FlowRecord, TcpSockOffsets};
 
-use crate::maps::KERNEL_OFFSETS;
-
-/// Reads a `T` at `sk + offset`, or `None` when the offset is unknown or the read faults.
-#[inline(always)]
-fn read<T>(sk: u64, offset: u32) -> Option<T> {
-    if offset == OFFSET_UNKNOWN {
-        return None;
-    }
-    let addr = sk.wrapping_add(u64::from(offset)) as *const T;
-    // SAFETY: bpf_probe_read_kernel copies through the kernel's fault-handling path, so
-    // a wrong address yields an error, never a crash.
-    unsafe { bpf_probe_read_kernel(addr) }.ok()
-}
+use crate::{field::read, maps::KERNEL_OFFSETS};
 
 /// Fills the counter fields of `record` from the socket at `sk`.
 #[inline(always)]
@@ -52,11 +39,4 @@ pub fn add_unacknowledged(sk: u64, offsets: &TcpSockOffsets, record: &mut FlowRe
     ) {
         record.bytes_acked += u64::from(write_seq.wrapping_sub(snd_una));
     }
-}
-
-/// Reads the socket's cookie (`sock_common.skc_cookie`) at `offset`: 0 when no one has
-/// asked for it, or when the offset is unknown.
-#[inline(always)]
-pub fn cookie(sk: u64, offset: u32) -> u64 {
-    read::<u64>(sk, offset).unwrap_or(0)
 }
