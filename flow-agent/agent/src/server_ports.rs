@@ -7,12 +7,9 @@
 //! and is cleared if it did not (a client that bound a port, or a server that stopped).
 
 use aya::maps::{Array, MapData};
-use paved_flow_common::{PORT_WORDS, names, port_bit};
+use paved_flow_common::{PORT_WORDS, PortBits, names, port_bit};
 
 use crate::ProbeError;
-
-/// A set of ports as the kernel's bitmap lays it out.
-pub type PortBits = [u64; PORT_WORDS];
 
 /// The server-port map and what user space last wrote to it.
 pub struct ServerPorts {
@@ -46,12 +43,6 @@ impl ServerPorts {
     }
 }
 
-/// Whether `port` is in `bits`.
-pub fn contains(bits: &PortBits, port: u16) -> bool {
-    let (word, bit) = port_bit(port);
-    bits[word] & bit != 0
-}
-
 /// The bitmap to write: the listening ports, plus the bits in `now` (the kernel's map)
 /// that were not in `written` (what user space wrote last time) — ports bound since.
 fn next_bits(
@@ -72,6 +63,8 @@ fn next_bits(
 
 #[cfg(test)]
 mod tests {
+    use paved_flow_common::has_port;
+
     use super::*;
 
     fn bits(ports: &[u16]) -> PortBits {
@@ -81,8 +74,8 @@ mod tests {
     #[test]
     fn listening_ports_are_set() {
         let b = bits(&[80, 8080, 65_535]);
-        assert!(contains(&b, 80) && contains(&b, 8080) && contains(&b, 65_535));
-        assert!(!contains(&b, 81));
+        assert!(has_port(&b, 80) && has_port(&b, 8080) && has_port(&b, 65_535));
+        assert!(!has_port(&b, 81));
     }
 
     #[test]
@@ -93,18 +86,18 @@ mod tests {
         let (word, bit) = port_bit(9000);
         now[word] |= bit;
         let next = next_bits(&now, &written, [80]);
-        assert!(contains(&next, 9000), "a fresh bind gets one interval");
+        assert!(has_port(&next, 9000), "a fresh bind gets one interval");
         // Nothing listens on 9000 at the next refresh: it is cleared.
         let after = next_bits(&next, &next, [80]);
-        assert!(!contains(&after, 9000));
-        assert!(contains(&after, 80));
+        assert!(!has_port(&after, 9000));
+        assert!(has_port(&after, 80));
     }
 
     #[test]
     fn a_listener_that_went_away_is_cleared() {
         let written = bits(&[80, 443]);
         let next = next_bits(&written, &written, [443]);
-        assert!(!contains(&next, 80));
-        assert!(contains(&next, 443));
+        assert!(!has_port(&next, 80));
+        assert!(has_port(&next, 443));
     }
 }

@@ -29,7 +29,7 @@ use std::{
 };
 
 use paved_flow_common::{
-    Direction, FlowRecord, RecordKind,
+    Direction, FlowRecord, PortBits, RecordKind, has_port,
     kernel::{AF_INET, AF_INET6},
 };
 
@@ -37,7 +37,7 @@ use crate::{
     ProbeError,
     clock::monotonic_ns,
     probe::SweepReport,
-    server_ports::{self, PortBits, ServerPorts},
+    server_ports::ServerPorts,
     sock_diag::{SockDiag, TcpSocket, states},
 };
 
@@ -218,7 +218,7 @@ pub fn interim_record(
     record.daddr = mapped(socket.remote.ip());
     record.sport = socket.local.port();
     record.dport = socket.remote.port();
-    record.direction = if server_ports::contains(server_ports, record.sport) {
+    record.direction = if has_port(server_ports, record.sport) {
         Direction::Inbound as u8
     } else {
         Direction::Outbound as u8

@@ -147,7 +147,8 @@ pub const SLOT_WORDS: usize = AGGREGATE_SLOTS as usize / 64;
 /// One bit per slot of an aggregate table: set when the slot is claimed.
 pub type SlotBits = [u64; SLOT_WORDS];
 
-/// The word and the bit of slot `index` in a [`SlotBits`].
+/// The word and the bit of slot `index` in a [`SlotBits`] (the word is masked, so it is
+/// in range whatever `index` is).
 #[inline(always)]
 pub const fn slot_bit(index: u32) -> (usize, u64) {
     (
@@ -276,10 +277,22 @@ impl ProbeConfig {
 /// `u64` words of the server-port bitmap (`names::SERVER_PORTS_MAP`): one bit per port.
 pub const PORT_WORDS: usize = 65_536 / 64;
 
-/// The word and the bit of `port` in the server-port bitmap.
+/// The server-port bitmap: one bit per port.
+pub type PortBits = [u64; PORT_WORDS];
+
+/// The word and the bit of `port` in a [`PortBits`]. Computed on the `u16` (every word
+/// index is in range): widened first and masked like [`slot_bit`], the compiler drops the
+/// mask after the bind program's port check and the verifier loses the bound.
 #[inline(always)]
 pub const fn port_bit(port: u16) -> (usize, u64) {
     ((port >> 6) as usize, 1 << (port & 63))
+}
+
+/// Whether `port`'s bit is set in `bits`: whether the port takes connections.
+#[inline(always)]
+pub const fn has_port(bits: &PortBits, port: u16) -> bool {
+    let (word, bit) = port_bit(port);
+    bits[word] & bit != 0
 }
 
 /// The sampling hash of a socket address: the same answer for its interim records and

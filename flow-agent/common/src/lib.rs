@@ -14,9 +14,9 @@ mod record;
 mod user;
 
 pub use aggregate::{
-    AGGREGATE_SLOTS, AggregateKey, AggregateSlot, AggregateValue, PORT_WORDS, ProbeConfig,
-    RTT_BUCKETS, SLOT_PROBES, SLOT_WORDS, SlotBits, counter, port_bit, report_mode, rtt_bucket,
-    rtt_bucket_value, sample_hash, slot_bit, slot_index,
+    AGGREGATE_SLOTS, AggregateKey, AggregateSlot, AggregateValue, PORT_WORDS, PortBits,
+    ProbeConfig, RTT_BUCKETS, SLOT_PROBES, SLOT_WORDS, SlotBits, counter, has_port, port_bit,
+    report_mode, rtt_bucket, rtt_bucket_value, sample_hash, slot_bit, slot_index,
 };
 pub use config::{KernelOffsets, OFFSET_UNKNOWN, SockOffsets, TcpSockOffsets};
 pub use open_flow::{OpenFlow, ReportedCounters, sweep};

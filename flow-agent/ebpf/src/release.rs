@@ -25,7 +25,7 @@ use aya_ebpf::{
     programs::SockContext,
 };
 use paved_flow_common::{
-    Direction, FlowRecord, RecordKind, counter,
+    Direction, FlowRecord, RecordKind, counter, has_port,
     kernel::{AF_INET, AF_INET6, IPPROTO_TCP, tcp_state},
     port_bit, report_mode,
 };
@@ -160,12 +160,10 @@ fn fill_endpoints(
 /// Whether local port `port` takes connections (a listener holds it).
 #[inline(always)]
 fn takes_connections(port: u16) -> bool {
-    let Some(bits) = SERVER_PORTS.get_ptr(0) else {
-        return false;
-    };
-    let (word, bit) = port_bit(port);
-    // SAFETY: `word` < PORT_WORDS by construction, within the live 8 KiB value.
-    unsafe { (*bits)[word] & bit != 0 }
+    match SERVER_PORTS.get(0) {
+        Some(bits) => has_port(bits, port),
+        None => false,
+    }
 }
 
 /// `cgroup/post_bind4`: marks the port a TCP socket was bound to.
