@@ -19,7 +19,7 @@ use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
 };
 
-use aya::maps::{MapData, PerCpuArray, PerCpuValues};
+use aya::maps::{MapData, MapError, PerCpuArray, PerCpuValues};
 use paved_flow_common::{
     AggregateKey, AggregateSlot, AggregateValue, RTT_BUCKETS, SLOT_WORDS, SlotBits, names,
 };
@@ -138,12 +138,12 @@ impl AggregateMaps {
             for cpu_slot in per_cpu.iter().filter(|s| s.value.closed > 0) {
                 by_key.entry(cpu_slot.key).or_default().push(cpu_slot.value);
             }
-            map.set(slot, per_cpu_copies(AggregateSlot::EMPTY, cpus)?, 0)
-                .map_err(map_error)?;
+            // aya's per-CPU values cannot be cloned: one set of empty slots per write.
+            let empty = per_cpu_copies(AggregateSlot::EMPTY, cpus).map_err(map_error)?;
+            map.set(slot, empty, 0).map_err(map_error)?;
         }
-        self.used[index]
-            .set(0, per_cpu_copies([0u64; SLOT_WORDS], cpus)?, 0)
-            .map_err(used_error)?;
+        let no_slots = per_cpu_copies([0u64; SLOT_WORDS], cpus).map_err(used_error)?;
+        self.used[index].set(0, no_slots, 0).map_err(used_error)?;
         let before = out.len();
         for (key, values) in by_key {
             if let Some(aggregate) = KernelAggregate::sum(key, values) {
@@ -164,11 +164,8 @@ fn used_slots(used: &SlotBits) -> impl Iterator<Item = u32> + '_ {
 }
 
 /// `value` once per CPU, as a per-CPU map write takes it.
-fn per_cpu_copies<T: aya::Pod>(value: T, cpus: usize) -> Result<PerCpuValues<T>, ProbeError> {
-    PerCpuValues::try_from(vec![value; cpus]).map_err(|err| ProbeError::Map {
-        map: names::AGGREGATE_MAPS[0],
-        source: aya::maps::MapError::IoError(err),
-    })
+fn per_cpu_copies<T: aya::Pod>(value: T, cpus: usize) -> Result<PerCpuValues<T>, MapError> {
+    PerCpuValues::try_from(vec![value; cpus]).map_err(MapError::IoError)
 }
 
 /// Waits for an RCU grace period, so that every BPF program that was running when

@@ -176,26 +176,14 @@ impl FlowProbe {
             ReportMode::Aggregate => (attach_release(&mut ebpf)?, false),
             ReportMode::PerConnection => attach_set_state(&mut ebpf, &offsets)?,
         };
-        let ring = take_map(&mut ebpf, names::RECORDS_MAP)?;
-        let ring = RingBuf::try_from(ring).map_err(|source| ProbeError::Map {
-            map: names::RECORDS_MAP,
-            source,
-        })?;
+        let ring: RingBuf<MapData> = typed_map(&mut ebpf, names::RECORDS_MAP)?;
         // SAFETY: the descriptor is the ring buffer map's own fd, owned by `ring` (via its
         // `MapData`), so it stays open and unchanged for as long as the `AsyncFd` holds
         // `ring`; the probe never swaps the inner value through `get_mut`.
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
             .map_err(|err| ProbeError::Poll(err.into_parts().1))?;
-        let counters = take_map(&mut ebpf, names::COUNTERS_MAP)?;
-        let counters = PerCpuArray::try_from(counters).map_err(|source| ProbeError::Map {
-            map: names::COUNTERS_MAP,
-            source,
-        })?;
-        let config_map = take_map(&mut ebpf, names::CONFIG_MAP)?;
-        let mut config_map = Array::try_from(config_map).map_err(|source| ProbeError::Map {
-            map: names::CONFIG_MAP,
-            source,
-        })?;
+        let counters = typed_map(&mut ebpf, names::COUNTERS_MAP)?;
+        let mut config_map: Array<MapData, ProbeConfig> = typed_map(&mut ebpf, names::CONFIG_MAP)?;
         let config = ProbeConfig {
             mode: match mode {
                 ReportMode::Aggregate => report_mode::AGGREGATE,
@@ -212,26 +200,15 @@ impl FlowProbe {
         let [first, second] = names::AGGREGATE_MAPS;
         let [first_used, second_used] = names::SLOTS_USED_MAPS;
         let aggregates = AggregateMaps::new(
+            [typed_map(&mut ebpf, first)?, typed_map(&mut ebpf, second)?],
             [
-                aggregate_map(&mut ebpf, first)?,
-                aggregate_map(&mut ebpf, second)?,
-            ],
-            [
-                per_cpu_array(&mut ebpf, first_used)?,
-                per_cpu_array(&mut ebpf, second_used)?,
+                typed_map(&mut ebpf, first_used)?,
+                typed_map(&mut ebpf, second_used)?,
             ],
         )?;
 
-        let open_flows = take_map(&mut ebpf, names::OPEN_FLOWS_MAP)?;
-        let open_flows = HashMap::try_from(open_flows).map_err(|source| ProbeError::Map {
-            map: names::OPEN_FLOWS_MAP,
-            source,
-        })?;
-        let server_ports = take_map(&mut ebpf, names::SERVER_PORTS_MAP)?;
-        let server_ports = Array::try_from(server_ports).map_err(|source| ProbeError::Map {
-            map: names::SERVER_PORTS_MAP,
-            source,
-        })?;
+        let open_flows = typed_map(&mut ebpf, names::OPEN_FLOWS_MAP)?;
+        let server_ports = typed_map(&mut ebpf, names::SERVER_PORTS_MAP)?;
 
         let (socket_sweep, poll_interval) = match mode {
             ReportMode::Aggregate => match SockDiag::open() {
@@ -258,7 +235,7 @@ impl FlowProbe {
             config,
             aggregates,
             open_flows,
-            sweep_loaded: sweep_loaded && !has_unknown_sock_offsets(&offsets.offsets),
+            sweep_loaded,
             poll_interval,
             offsets,
             hooks,
@@ -652,22 +629,13 @@ fn write_offsets(ebpf: &mut Ebpf, offsets: KernelOffsets) -> Result<(), ProbeErr
     })
 }
 
-fn aggregate_map(
-    ebpf: &mut Ebpf,
-    map: &'static str,
-) -> Result<PerCpuArray<MapData, paved_flow_common::AggregateSlot>, ProbeError> {
-    per_cpu_array(ebpf, map)
-}
-
-fn per_cpu_array<T: aya::Pod>(
-    ebpf: &mut Ebpf,
-    map: &'static str,
-) -> Result<PerCpuArray<MapData, T>, ProbeError> {
-    PerCpuArray::try_from(take_map(ebpf, map)?).map_err(|source| ProbeError::Map { map, source })
-}
-
-fn take_map(ebpf: &mut Ebpf, map: &'static str) -> Result<aya::maps::Map, ProbeError> {
-    ebpf.take_map(map).ok_or(ProbeError::MissingMap { map })
+/// Takes map `map` out of the object as the map type `M`.
+fn typed_map<M>(ebpf: &mut Ebpf, map: &'static str) -> Result<M, ProbeError>
+where
+    M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let taken = ebpf.take_map(map).ok_or(ProbeError::MissingMap { map })?;
+    M::try_from(taken).map_err(|source| ProbeError::Map { map, source })
 }
 
 /// Loads `program` and attaches it to each of `category/names`; returns the hooks.
@@ -702,7 +670,8 @@ fn attach_tracepoint(
 
 /// Per-connection mode's hooks: checks the tracepoint layouts, attaches the state-change
 /// program and (when its hook exists) the retransmit counter, and loads the interim
-/// sweep. Returns the hooks and whether the sweep loaded.
+/// sweep. Returns the hooks and whether interim records are available (the sweep
+/// loaded and the socket offsets it reads are known).
 fn attach_set_state(
     ebpf: &mut Ebpf,
     offsets: &ResolvedOffsets,
@@ -746,6 +715,7 @@ fn attach_set_state(
     };
     if sweep_loaded && has_unknown_sock_offsets(&offsets.offsets) {
         tracing::warn!("socket endpoint offsets missing from BTF: interim records disabled");
+        return Ok((hooks, false));
     }
     Ok((hooks, sweep_loaded))
 }
