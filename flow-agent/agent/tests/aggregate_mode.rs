@@ -15,24 +15,15 @@ use std::{
     time::Duration,
 };
 
+mod common;
+
+use common::start_probe;
 use paved_flow_agent::{Direction, FlowProbe, FlowRecord, RecordKind, ReportMode};
 
 /// Upper bound on waiting for records.
 const RECORD_TIMEOUT: Duration = Duration::from_secs(5);
 /// TCP may count the SYN or FIN in a byte counter; allow for both.
 const TCP_OVERHEAD: u64 = 2;
-
-fn start_probe() -> Option<FlowProbe> {
-    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    match FlowProbe::start_with(ReportMode::Aggregate) {
-        Ok(probe) => Some(probe),
-        Err(err) if err.is_permission_denied() => {
-            eprintln!("skipping: the kernel refused BPF: {err}");
-            None
-        }
-        Err(err) => panic!("the flow probe did not start: {err:?}"),
-    }
-}
 
 /// One side of the connections on `port`, as reported at close: summed or recorded.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -126,7 +117,7 @@ fn send(from: &mut TcpStream, to: &mut TcpStream, len: usize) {
 
 #[tokio::test]
 async fn a_long_connection_gets_interim_records_and_its_close_carries_the_rest() {
-    let Some(mut probe) = start_probe() else {
+    let Some(mut probe) = start_probe(ReportMode::Aggregate) else {
         return;
     };
     assert!(probe.interim_supported(), "sock_diag is available here");
@@ -186,7 +177,7 @@ async fn a_long_connection_gets_interim_records_and_its_close_carries_the_rest()
 
 #[tokio::test]
 async fn ipv6_connections_are_summed_with_their_v6_addresses() {
-    let Some(mut probe) = start_probe() else {
+    let Some(mut probe) = start_probe(ReportMode::Aggregate) else {
         return;
     };
     let listener = match TcpListener::bind((Ipv6Addr::LOCALHOST, 0)) {
@@ -247,7 +238,7 @@ async fn a_listener_older_than_the_probe_takes_inbound_connections() {
     // the listening sockets must.
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
     let port = listener.local_addr().expect("address").port();
-    let Some(mut probe) = start_probe() else {
+    let Some(mut probe) = start_probe(ReportMode::Aggregate) else {
         return;
     };
     let (mut client, mut server) = connect_pair(&listener);
@@ -265,7 +256,7 @@ async fn a_listener_older_than_the_probe_takes_inbound_connections() {
 
 #[tokio::test]
 async fn bytes_not_yet_acknowledged_at_close_still_count_as_sent() {
-    let Some(mut probe) = start_probe() else {
+    let Some(mut probe) = start_probe(ReportMode::Aggregate) else {
         return;
     };
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");

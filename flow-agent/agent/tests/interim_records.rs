@@ -9,6 +9,9 @@ use std::{
     time::Duration,
 };
 
+mod common;
+
+use common::start_probe;
 use paved_flow_agent::{Direction, FlowProbe, FlowRecord, RecordKind, ReportMode};
 
 /// The SYN and FIN count in `bytes_acked`/`bytes_received` on some paths.
@@ -16,20 +19,6 @@ const TCP_OVERHEAD: u64 = 2;
 
 fn about(got: u64, want: u64) -> bool {
     (want..=want + TCP_OVERHEAD).contains(&got)
-}
-
-fn start_probe() -> Option<FlowProbe> {
-    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    // Per-connection mode: the interim sweep of the state-change probe, and closes as
-    // records too, so the test sees the final counters.
-    match FlowProbe::start_with(ReportMode::PerConnection) {
-        Ok(probe) => Some(probe),
-        Err(err) if err.is_permission_denied() => {
-            eprintln!("skipping: the kernel refused BPF: {err}");
-            None
-        }
-        Err(err) => panic!("the flow probe did not start: {err:?}"),
-    }
 }
 
 /// Collects the records touching `port` until `want` of them arrived or `wait` passed
@@ -50,7 +39,7 @@ async fn drain(probe: &mut FlowProbe, port: u16, want: usize, wait: Duration) ->
 
 #[tokio::test]
 async fn a_connection_kept_open_gets_interim_records_with_cumulative_counters() {
-    let Some(mut probe) = start_probe() else {
+    let Some(mut probe) = start_probe(ReportMode::PerConnection) else {
         return;
     };
     assert!(

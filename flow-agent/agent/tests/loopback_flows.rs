@@ -11,9 +11,11 @@ use std::{
     time::Duration,
 };
 
+mod common;
+
+use common::{chain, start_probe};
 use paved_flow_agent::{
-    Direction, FlowProbe, FlowRecord, ProbeError, RecordKind, ReportMode,
-    aggregates::KernelAggregate,
+    Direction, FlowProbe, FlowRecord, RecordKind, ReportMode, aggregates::KernelAggregate,
 };
 
 /// Bytes each client sends and the server answers: small, multi-segment, and empty.
@@ -38,30 +40,6 @@ struct Expected {
     received: usize,
     tid: u32,
     comm: &'static str,
-}
-
-fn start_probe(mode: ReportMode) -> Option<FlowProbe> {
-    // The probe logs why an optional hook is off; show it with the test's output.
-    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    match FlowProbe::start_with(mode) {
-        Ok(probe) => Some(probe),
-        Err(err) if err.is_permission_denied() => {
-            eprintln!("skipping: the kernel refused BPF: {}", chain(&err));
-            None
-        }
-        Err(err) => panic!("the flow probe did not start: {}", chain(&err)),
-    }
-}
-
-fn chain(err: &ProbeError) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn gettid() -> u32 {

@@ -9,8 +9,9 @@ use std::{
 };
 
 use paved_flow_agent::{
-    AgentIdentity, AgentSettings, BacklogSettings, Direction, ExportSettings, FlowRecord,
-    RecordKind, RetryPolicy, SpoolSettings, clock::monotonic_ns,
+    AgentIdentity, AgentSettings, BacklogSettings, Direction, ExportSettings, FlowProbe,
+    FlowRecord, ProbeError, RecordKind, ReportMode, RetryPolicy, SpoolSettings,
+    clock::monotonic_ns,
 };
 use paved_flow_proto::AgentId;
 
@@ -82,4 +83,32 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     check()
+}
+
+/// Starts the real probe in `mode`, or `None` (saying why) when the kernel refuses BPF
+/// for lack of privilege; any other failure, a verifier rejection included, panics with
+/// the whole error chain.
+pub fn start_probe(mode: ReportMode) -> Option<FlowProbe> {
+    // The probe logs why an optional hook is off; show it with the test's output.
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    match FlowProbe::start_with(mode) {
+        Ok(probe) => Some(probe),
+        Err(err) if err.is_permission_denied() => {
+            eprintln!("skipping: the kernel refused BPF: {}", chain(&err));
+            None
+        }
+        Err(err) => panic!("the flow probe did not start: {}", chain(&err)),
+    }
+}
+
+/// An error and its sources on one line.
+pub fn chain(err: &ProbeError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
