@@ -308,8 +308,8 @@ mod tests {
 
     fn key() -> AggregateKey {
         AggregateKey {
-            local_addr: [1; 16],
-            remote_addr: [2; 16],
+            local_addr: [1; 2],
+            remote_addr: [2; 2],
             cgroup_id: 7,
             tgid: 9,
             service_port: 443,

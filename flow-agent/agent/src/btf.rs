@@ -212,6 +212,38 @@ impl<'a> Btf<'a> {
         self.find_member(id, name, 0, 0)
     }
 
+    /// The id of the first type of `kind` named `name` (a linear scan: for the few
+    /// lookups made at load).
+    fn type_id(&self, kind: u8, name: &str) -> Option<u32> {
+        let index = self
+            .types
+            .iter()
+            .position(|ty| ty.kind == kind && self.name(ty.name_off) == Some(name))?;
+        u32::try_from(index + 1).ok()
+    }
+
+    /// The id of function `name` (a `FUNC`, as kfuncs are), `None` if the kernel has none.
+    pub fn function(&self, name: &str) -> Option<u32> {
+        self.type_id(KIND_FUNC, name)
+    }
+
+    /// Whether enum `enum_name` has a value named `value`: how the kernel announces some
+    /// verifier features (`enum bpf_features`).
+    pub fn enum_has_value(&self, enum_name: &str, value: &str) -> bool {
+        let Some(ty) = self
+            .type_id(KIND_ENUM, enum_name)
+            .and_then(|id| self.get(id))
+        else {
+            return false;
+        };
+        (0..usize::from(ty.vlen)).any(|i| {
+            u32_at(self.type_section, ty.data + 8 * i, "enum value")
+                .ok()
+                .and_then(|name| self.name(name))
+                == Some(value)
+        })
+    }
+
     fn find_member(
         &self,
         id: u32,
@@ -314,9 +346,9 @@ mod tests {
     use super::*;
 
     /// Builds a BTF blob: `u64` typedef, `u32` int, an anonymous struct nested in
-    /// `struct tcp_sock`, and a bitfield member.
+    /// `struct tcp_sock`, a bitfield member, a function and an enum.
     fn synthetic_btf() -> Vec<u8> {
-        let strings = b"\0tcp_sock\0u64\0unsigned long long\0unsigned int\0bytes_acked\0segs_in\0srtt_us\0flags\0bytes_received\0";
+        let strings = b"\0tcp_sock\0u64\0unsigned long long\0unsigned int\0bytes_acked\0segs_in\0srtt_us\0flags\0bytes_received\0bpf_rdonly_cast\0bpf_features\0BPF_FEAT_STREAMS\0";
         let s = |name: &str| -> u32 {
             let needle = format!("\0{name}\0");
             let pos = strings
@@ -345,6 +377,11 @@ mod tests {
         types.extend([s("bytes_acked"), 2, 64]);
         types.extend([0, 4, 128]);
         types.extend([s("bytes_received"), 2, 192]);
+        // 6: FUNC bpf_rdonly_cast (its prototype is not looked at)
+        types.extend([s("bpf_rdonly_cast"), info(12, 0, false), 3]);
+        // 7: enum bpf_features { BPF_FEAT_STREAMS = 1 } of 4 bytes
+        types.extend([s("bpf_features"), info(6, 1, false), 4]);
+        types.extend([s("BPF_FEAT_STREAMS"), 1]);
 
         let type_bytes: Vec<u8> = types.iter().flat_map(|w| w.to_ne_bytes()).collect();
         let mut blob = Vec::new();
@@ -369,6 +406,17 @@ mod tests {
         assert_eq!(btf.member("tcp_sock", "srtt_us"), Some((20, 4)));
         assert_eq!(btf.member("tcp_sock", "nope"), None);
         assert_eq!(btf.member("udp_sock", "segs_in"), None);
+    }
+
+    #[test]
+    fn functions_and_enum_values_are_found_by_name() {
+        let raw = synthetic_btf();
+        let btf = Btf::parse(&raw).expect("synthetic BTF parses");
+        assert_eq!(btf.function("bpf_rdonly_cast"), Some(6));
+        assert_eq!(btf.function("tcp_sock"), None, "a struct is not a function");
+        assert!(btf.enum_has_value("bpf_features", "BPF_FEAT_STREAMS"));
+        assert!(!btf.enum_has_value("bpf_features", "BPF_FEAT_RDONLY_CAST_TO_VOID"));
+        assert!(!btf.enum_has_value("bpf_map_type", "BPF_FEAT_STREAMS"));
     }
 
     #[test]

@@ -10,6 +10,9 @@ pub enum ProbeError {
     /// The embedded BPF object could not be parsed or its maps created.
     #[error("loading the flow BPF object failed")]
     Object(#[source] EbpfError),
+    /// The programs' kfunc calls could not be linked (a build mismatch).
+    #[error("linking the flow BPF object's kernel function calls failed")]
+    Kfunc(#[from] crate::kfunc::KfuncError),
     /// tracefs was not mounted and mounting it failed.
     #[error("tracefs is not mounted and mounting it at {path} failed")]
     Tracefs {

@@ -24,6 +24,7 @@ mod error;
 pub mod export;
 pub mod flow;
 pub mod identity;
+mod kfunc;
 pub mod metrics;
 mod probe;
 mod record;
@@ -48,7 +49,7 @@ pub use paved_flow_common::{Direction, FlowRecord, RecordKind};
 pub use paved_flow_transport as transport;
 pub use paved_flow_transport::{FlowSink, SinkError};
 pub use probe::{
-    DEFAULT_POLL_INTERVAL, FlowProbe, KernelCounters, ProgramStats, ReportMode, SweepReport,
-    enable_bpf_stats, program_stats_by_id,
+    DEFAULT_POLL_INTERVAL, FlowProbe, KernelCounters, ProbeOptions, ProgramStats, ReportMode,
+    SocketReads, SweepReport, enable_bpf_stats, program_stats_by_id,
 };
 pub use source::{ChannelSource, FlowSource, ProbeSource, SourceError};

@@ -211,7 +211,7 @@ async fn ipv6_connections_are_summed_with_their_v6_addresses() {
         assert!(!summed.is_empty(), "no {direction:?} sum: {aggregates:#?}");
         for a in summed {
             assert_eq!(
-                (a.key.local_addr, a.key.remote_addr),
+                (a.key.local_bytes(), a.key.remote_bytes()),
                 (loopback, loopback),
                 "{a:#?}"
             );

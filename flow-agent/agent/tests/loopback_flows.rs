@@ -264,7 +264,7 @@ async fn loopback_connections_are_summed_per_side_in_the_kernel() {
         let received: u64 = sides.iter().map(|e| e.received as u64).sum();
         let v = &got.value;
         assert_eq!(
-            (got.key.local_addr, got.key.remote_addr),
+            (got.key.local_bytes(), got.key.remote_bytes()),
             (addr, addr),
             "{ctx}"
         );

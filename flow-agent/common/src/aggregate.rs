@@ -83,15 +83,17 @@ pub const fn rtt_bucket_value(bucket: usize) -> u32 {
 
 /// What a closing connection is summed under.
 ///
-/// Addresses are 16 bytes (IPv4 v4-mapped), as in [`crate::FlowRecord`]. The client's
-/// ephemeral port is not part of the key: it would make every connection its own sum.
+/// Addresses are 16 bytes (IPv4 v4-mapped), as in [`crate::FlowRecord`], carried as
+/// two words ([`crate::address_words`]) so the release program moves and compares
+/// them in two steps, not sixteen. The client's ephemeral port is not part of the key:
+/// it would make every connection its own sum.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AggregateKey {
-    /// This host's address.
-    pub local_addr: [u8; 16],
-    /// The peer's address.
-    pub remote_addr: [u8; 16],
+    /// This host's address ([`AggregateKey::local_bytes`] for its bytes).
+    pub local_addr: [u64; 2],
+    /// The peer's address ([`AggregateKey::remote_bytes`] for its bytes).
+    pub remote_addr: [u64; 2],
     /// Cgroup v2 id of the credited task.
     pub cgroup_id: u64,
     /// Process id (tgid) of the credited task.
@@ -174,8 +176,8 @@ impl AggregateSlot {
     /// An empty slot (all zeros).
     pub const EMPTY: Self = Self {
         key: AggregateKey {
-            local_addr: [0; 16],
-            remote_addr: [0; 16],
+            local_addr: [0; 2],
+            remote_addr: [0; 2],
             cgroup_id: 0,
             tgid: 0,
             service_port: 0,
@@ -200,12 +202,26 @@ impl AggregateSlot {
 }
 
 impl AggregateKey {
+    /// The 16 bytes of this host's address.
+    pub const fn local_bytes(&self) -> [u8; 16] {
+        crate::address_bytes(self.local_addr)
+    }
+
+    /// The 16 bytes of the peer's address.
+    pub const fn remote_bytes(&self) -> [u8; 16] {
+        crate::address_bytes(self.remote_addr)
+    }
+
     /// Whether `self` and `other` name the same flow, `cgroup_id` aside: the cgroup is
     /// learnt once per slot (it follows from the process), not on every close.
     #[inline(always)]
     pub fn same_flow(&self, other: &Self) -> bool {
-        self.local_addr == other.local_addr
-            && self.remote_addr == other.remote_addr
+        // Word by word: a comparison of the arrays may become a `bcmp` call, which is a
+        // byte loop in BPF.
+        self.local_addr[0] == other.local_addr[0]
+            && self.local_addr[1] == other.local_addr[1]
+            && self.remote_addr[0] == other.remote_addr[0]
+            && self.remote_addr[1] == other.remote_addr[1]
             && self.tgid == other.tgid
             && self.service_port == other.service_port
             && self.direction == other.direction
@@ -216,10 +232,10 @@ impl AggregateKey {
 /// `cgroup_id` aside).
 #[inline(always)]
 pub fn slot_index(key: &AggregateKey) -> u32 {
-    let word = crate::address_word;
-    let mixed = (word(&key.local_addr, 0) ^ word(&key.local_addr, 8)).rotate_left(23)
-        ^ word(&key.remote_addr, 0)
-        ^ word(&key.remote_addr, 8).rotate_left(41)
+    let (local, remote) = (key.local_addr, key.remote_addr);
+    let mixed = (local[0] ^ local[1]).rotate_left(23)
+        ^ remote[0]
+        ^ remote[1].rotate_left(41)
         ^ (u64::from(key.tgid) << 24)
         ^ (u64::from(key.service_port) << 8)
         ^ u64::from(key.direction);

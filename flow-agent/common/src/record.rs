@@ -159,11 +159,12 @@ impl FlowRecord {
     /// interim record read through `sock_diag`).
     #[inline(always)]
     pub fn endpoint_hash(&self) -> u32 {
-        let word = crate::address_word;
-        let key = (word(&self.saddr, 0) ^ word(&self.saddr, 8)).rotate_left(17)
-            ^ (word(&self.daddr, 0) ^ word(&self.daddr, 8))
-            ^ ((u64::from(self.sport) << 16) | u64::from(self.dport));
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+        crate::endpoint_hash(
+            crate::address_words(&self.saddr),
+            crate::address_words(&self.daddr),
+            self.sport,
+            self.dport,
+        )
     }
 
     /// Duration of the flow in nanoseconds, 0 when the open was not seen.

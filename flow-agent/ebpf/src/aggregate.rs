@@ -2,30 +2,31 @@
 
 use aya_ebpf::helpers::{bpf_get_current_comm, generated::bpf_get_current_cgroup_id};
 use paved_flow_common::{
-    AGGREGATE_SLOTS, AggregateKey, AggregateSlot, COMM_LEN, Direction, FlowRecord, RTT_BUCKETS,
-    SLOT_PROBES, counter, rtt_bucket, slot_bit, slot_index,
+    AGGREGATE_SLOTS, AggregateKey, AggregateSlot, COMM_LEN, Direction, RTT_BUCKETS, SLOT_PROBES,
+    counter, rtt_bucket, slot_bit, slot_index,
 };
 
-use crate::maps::{
-    FLOW_AGGREGATES_0, FLOW_AGGREGATES_1, FLOW_SLOTS_USED_0, FLOW_SLOTS_USED_1, count,
+use crate::{
+    maps::{FLOW_AGGREGATES_0, FLOW_AGGREGATES_1, FLOW_SLOTS_USED_0, FLOW_SLOTS_USED_1, count},
+    release::Closed,
 };
 
-/// Adds the connection in `record` (owned by the current task) under its key to the
+/// Adds the connection `closed` (owned by the current task) under its key to the
 /// table `active` names (0 or 1). Returns `false` when the key's slots are all taken
-/// by other keys, and the caller writes the record to the ring buffer instead.
+/// by other keys, and the caller writes a record to the ring buffer instead.
 #[inline(always)]
-pub fn add(record: &FlowRecord, active: u32) -> bool {
+pub fn add(closed: &Closed, active: u32) -> bool {
     let key = AggregateKey {
-        local_addr: record.saddr,
-        remote_addr: record.daddr,
+        local_addr: closed.ends.local,
+        remote_addr: closed.ends.remote,
         cgroup_id: 0,
-        tgid: record.tgid,
-        service_port: if record.direction == Direction::Inbound as u8 {
-            record.sport
+        tgid: closed.tgid(),
+        service_port: if closed.direction == Direction::Inbound as u8 {
+            closed.ends.local_port
         } else {
-            record.dport
+            closed.ends.remote_port
         },
-        direction: record.direction,
+        direction: closed.direction,
         pad: 0,
     };
     let first = slot_index(&key);
@@ -45,12 +46,12 @@ pub fn add(record: &FlowRecord, active: u32) -> bool {
         // plain read-modify-writes are exact.
         let slot = unsafe { &mut *slot };
         if slot.value.closed == 0 {
-            claim(slot, key, record);
+            claim(slot, key, closed);
             mark_used(index, active);
         } else if !slot.key.same_flow(&key) {
             continue;
         }
-        sum(slot, record);
+        sum(slot, closed);
         count(counter::AGGREGATED);
         return true;
     }
@@ -60,12 +61,12 @@ pub fn add(record: &FlowRecord, active: u32) -> bool {
 /// Makes an empty slot `key`'s: what is the same for every connection of the key is
 /// read once here (the task's cgroup and name), not on every close.
 #[inline(always)]
-fn claim(slot: &mut AggregateSlot, mut key: AggregateKey, record: &FlowRecord) {
+fn claim(slot: &mut AggregateSlot, mut key: AggregateKey, closed: &Closed) {
     // SAFETY: helper without arguments, allowed in cgroup socket programs.
     key.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     slot.key = key;
-    slot.value.first_ns = record.end_ns;
-    slot.value.pid = record.pid;
+    slot.value.first_ns = closed.at_ns;
+    slot.value.pid = closed.pid_tgid as u32;
     slot.value.comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
 }
 
@@ -84,20 +85,20 @@ fn mark_used(index: u32, active: u32) {
     }
 }
 
-/// Adds `record`'s counters to `slot`.
+/// Adds `closed`'s counters to `slot`.
 #[inline(always)]
-fn sum(slot: &mut AggregateSlot, record: &FlowRecord) {
-    let v = &mut slot.value;
-    v.last_ns = record.end_ns;
+fn sum(slot: &mut AggregateSlot, closed: &Closed) {
+    let (v, c) = (&mut slot.value, &closed.counters);
+    v.last_ns = closed.at_ns;
     v.connections += 1;
     v.closed += 1;
-    v.bytes_acked += record.bytes_acked;
-    v.bytes_received += record.bytes_received;
-    v.segs_in += u64::from(record.segs_in);
-    v.segs_out += u64::from(record.segs_out);
-    v.total_retrans += record.total_retrans;
-    if record.srtt_us > 0 {
-        let bucket = rtt_bucket(record.srtt_us);
+    v.bytes_acked += c.bytes_acked;
+    v.bytes_received += c.bytes_received;
+    v.segs_in += u64::from(c.segs_in);
+    v.segs_out += u64::from(c.segs_out);
+    v.total_retrans += c.total_retrans;
+    if c.srtt_us > 0 {
+        let bucket = rtt_bucket(c.srtt_us);
         if bucket < RTT_BUCKETS {
             v.rtt[bucket] += 1;
         }

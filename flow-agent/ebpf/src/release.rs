@@ -13,6 +13,10 @@
 //! binds before it listens, so its first connection is already inbound); user space
 //! adds the listeners it sees and clears ports nobody listens on.
 //!
+//! The socket's memory beyond what the context exposes is read with plain loads
+//! ([`DirectLoad`]) where the kernel allows it, else with a helper call per field
+//! ([`ProbeRead`]); the loader picks [`flow_release`] or [`flow_release_probe_read`].
+//!
 //! A socket with a cookie may have had interim records (the agent's `sock_diag` sweep
 //! gives a cookie to every socket it reads), so its close goes to the ring buffer with
 //! the cookie, and user space subtracts what the interim records carried.
@@ -25,24 +29,103 @@ use aya_ebpf::{
     programs::SockContext,
 };
 use paved_flow_common::{
-    Direction, FlowRecord, RecordKind, counter, has_port,
+    Direction, FlowRecord, RecordKind, address_bytes, counter, endpoint_hash, has_port,
     kernel::{AF_INET, AF_INET6, IPPROTO_TCP, tcp_state},
-    port_bit, report_mode,
+    port_bit, report_mode, v4_mapped_words,
 };
 
 use crate::{
-    aggregate, emit, field,
+    aggregate, emit,
+    field::{DirectLoad, KernelMemory, ProbeRead},
     maps::{KERNEL_OFFSETS, SERVER_PORTS, config, count},
-    set_state::{bytes16, v4_mapped},
     sock, tcp_sock,
 };
 
 /// `cgroup/sock*` programs return 1 ("allowed"); the release hook ignores the verdict.
 const ALLOW: i32 = 1;
 
-/// Entry point; the name is `names::RELEASE_PROGRAM`.
+/// Entry point; the name is `names::RELEASE_PROGRAM`. Needs `bpf_rdonly_cast` to
+/// untyped memory in the kernel.
 #[cgroup_sock(sock_release)]
 pub fn flow_release(ctx: SockContext) -> i32 {
+    // The context is the releasing `struct sock`.
+    release(&ctx, DirectLoad::cast(ctx.sock as u64))
+}
+
+/// Entry point; the name is `names::RELEASE_PROBE_READ_PROGRAM`: [`flow_release`] for
+/// kernels without that cast.
+#[cgroup_sock(sock_release)]
+pub fn flow_release_probe_read(ctx: SockContext) -> i32 {
+    release(&ctx, ProbeRead(ctx.sock as u64))
+}
+
+/// A connection as its owner closes it: what the aggregate path sums, in words and
+/// scalars only (BPF has no unaligned access: a byte array in a record costs a store
+/// per byte, and zeroing a whole [`FlowRecord`] is a byte loop).
+pub struct Closed {
+    /// Both ends.
+    pub ends: Endpoints,
+    /// The final counters.
+    pub counters: tcp_sock::Counters,
+    /// A [`Direction`] as `u8`.
+    pub direction: u8,
+    /// `bpf_get_current_pid_tgid` of the closing task.
+    pub pid_tgid: u64,
+    /// When, by the coarse clock.
+    pub at_ns: u64,
+}
+
+impl Closed {
+    /// The closing task's process id.
+    #[inline(always)]
+    pub fn tgid(&self) -> u32 {
+        (self.pid_tgid >> 32) as u32
+    }
+
+    /// The per-connection record of this close, with the socket's `cookie` (the rarer
+    /// path: the close of a socket the sweep has seen, or one no slot could take).
+    #[inline(always)]
+    fn record(&self, cookie: u64) -> FlowRecord {
+        let mut record = FlowRecord::zeroed();
+        record.kind = RecordKind::Closed as u8;
+        record.family = self.ends.family;
+        record.sport = self.ends.local_port;
+        record.dport = self.ends.remote_port;
+        record.saddr = address_bytes(self.ends.local);
+        record.daddr = address_bytes(self.ends.remote);
+        self.counters.write_to(&mut record);
+        record.direction = self.direction;
+        record.end_ns = self.at_ns;
+        record.pid = self.pid_tgid as u32;
+        record.tgid = self.tgid();
+        record.cookie = cookie;
+        // The task's name and cgroup (the aggregate path reads them once per key).
+        let task = crate::task::Task::current();
+        record.comm = task.comm;
+        record.cgroup_id = task.cgroup_id;
+        record
+    }
+}
+
+/// The two ends of a connection, addresses as [`paved_flow_common::address_words`]
+/// (IPv4 v4-mapped).
+pub struct Endpoints {
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    /// This host's port.
+    pub local_port: u16,
+    /// The peer's port.
+    pub remote_port: u16,
+    /// This host's address.
+    pub local: [u64; 2],
+    /// The peer's address.
+    pub remote: [u64; 2],
+}
+
+/// Sums or records the connection of the releasing socket, reading what the context
+/// does not expose (the local end, the counters, the cookie) from `sk`.
+#[inline(always)]
+fn release(ctx: &SockContext, sk: impl KernelMemory) -> i32 {
     // SAFETY: the context is the releasing socket, valid while the program runs; the
     // verifier allows these reads for this attach type.
     let (protocol, state, family) = unsafe {
@@ -66,94 +149,93 @@ pub fn flow_release(ctx: SockContext) -> i32 {
     let Some(offsets) = KERNEL_OFFSETS.get(0) else {
         return ALLOW;
     };
-    // The kernel address of the socket, for the probe reads of what the context does
-    // not expose (the local end, the counters).
-    let sk = ctx.sock as u64;
-    let mut record = FlowRecord::zeroed();
-    record.kind = RecordKind::Closed as u8;
-    if !fill_endpoints(&ctx, sk, family, &offsets.sock, &mut record) || record.dport == 0 {
+    let Some(ends) = read_endpoints(ctx, sk, family, &offsets.sock) else {
+        return ALLOW;
+    };
+    if ends.remote_port == 0 {
         return ALLOW;
     }
     let settings = config();
-    if settings.sample_threshold != u32::MAX && record.endpoint_hash() > settings.sample_threshold {
+    if settings.sample_threshold != u32::MAX
+        && endpoint_hash(ends.local, ends.remote, ends.local_port, ends.remote_port)
+            > settings.sample_threshold
+    {
         count(counter::SAMPLED_OUT);
         return ALLOW;
     }
-    // SAFETY: helper without arguments, allowed in cgroup socket programs; the coarse
-    // clock (jiffies) is precise enough for first/last-seen times and much cheaper.
-    record.end_ns = unsafe { bpf_ktime_get_coarse_ns() };
-    let pid_tgid = bpf_get_current_pid_tgid();
-    record.pid = pid_tgid as u32;
-    record.tgid = (pid_tgid >> 32) as u32;
-    record.direction = if takes_connections(record.sport) {
+    let mut counters = tcp_sock::Counters::read(sk, &offsets.tcp_sock);
+    // After a reset (`CLOSE`) what was not acknowledged was never delivered.
+    if state == tcp_state::ESTABLISHED || state == tcp_state::CLOSE_WAIT {
+        counters.add_unacknowledged(sk, &offsets.tcp_sock);
+    }
+    let direction = if takes_connections(ends.local_port) {
         Direction::Inbound as u8
     } else {
         Direction::Outbound as u8
     };
-    tcp_sock::fill_counters_with(sk, &offsets.tcp_sock, &mut record);
-    // After a reset (`CLOSE`) what was not acknowledged was never delivered.
-    if state == tcp_state::ESTABLISHED || state == tcp_state::CLOSE_WAIT {
-        tcp_sock::add_unacknowledged(sk, &offsets.tcp_sock, &mut record);
-    }
-    record.cookie = sock::cookie(sk, offsets.sock.cookie);
-
-    if settings.mode == report_mode::AGGREGATE && record.cookie == 0 {
-        if aggregate::add(&record, settings.active_aggregates) {
+    let closed = Closed {
+        ends,
+        counters,
+        direction,
+        pid_tgid: bpf_get_current_pid_tgid(),
+        // SAFETY: helper without arguments, allowed in cgroup socket programs; the
+        // coarse clock (jiffies) is precise enough for first/last-seen times and much
+        // cheaper.
+        at_ns: unsafe { bpf_ktime_get_coarse_ns() },
+    };
+    let cookie = sock::cookie(sk, offsets.sock.cookie);
+    if settings.mode == report_mode::AGGREGATE && cookie == 0 {
+        if aggregate::add(&closed, settings.active_aggregates) {
             return ALLOW;
         }
         count(counter::AGGREGATE_FULL);
     }
-    // Per-connection detail: the task's name and cgroup (the aggregate path reads them
-    // once per key).
-    let task = crate::task::Task::current();
-    record.comm = task.comm;
-    record.cgroup_id = task.cgroup_id;
-    emit::output(&record);
+    emit::output(&closed.record(cookie));
     ALLOW
 }
 
-/// Fills family, ports and addresses (v4-mapped for IPv4): the peer's from the context,
-/// the local end with probe reads (the context hides it from this attach type).
-/// Returns `false` for a family other than IPv4/IPv6 or a failed read.
+/// The ends of the releasing socket: the peer's from the context, the local one from
+/// `sk` (the context hides it from this attach type). `None` for a family other than
+/// IPv4/IPv6 or a failed read.
 #[inline(always)]
-fn fill_endpoints(
+fn read_endpoints(
     ctx: &SockContext,
-    sk: u64,
+    sk: impl KernelMemory,
     family: u32,
     offsets: &paved_flow_common::SockOffsets,
-    record: &mut FlowRecord,
-) -> bool {
-    let Some(local_port) = field::read::<u16>(sk, offsets.num) else {
-        return false;
-    };
-    record.sport = local_port;
+) -> Option<Endpoints> {
+    let local_port = sk.read::<u16>(offsets.num)?;
     // SAFETY: reads of the context the verifier allows for this attach type; the port
     // is the low 16 bits of its field, in network order.
-    unsafe {
-        record.dport = u16::from_be((*ctx.sock).dst_port);
-        if family == u32::from(AF_INET) {
-            record.family = AF_INET;
-            record.daddr = v4_mapped((*ctx.sock).dst_ip4);
-            let Some(local) = field::read::<u32>(sk, offsets.rcv_saddr) else {
-                return false;
-            };
-            record.saddr = v4_mapped(local);
-            true
-        } else if family == u32::from(AF_INET6) {
-            record.family = AF_INET6;
-            let d = (*ctx.sock).dst_ip6;
-            record.daddr = bytes16([
+    let (remote_port, dst_ip4, dst_ip6) = unsafe {
+        (
+            u16::from_be((*ctx.sock).dst_port),
+            (*ctx.sock).dst_ip4,
+            (*ctx.sock).dst_ip6,
+        )
+    };
+    if family == u32::from(AF_INET) {
+        Some(Endpoints {
+            family: AF_INET,
+            local_port,
+            remote_port,
+            local: v4_mapped_words(sk.read::<u32>(offsets.rcv_saddr)?),
+            remote: v4_mapped_words(dst_ip4),
+        })
+    } else if family == u32::from(AF_INET6) {
+        let d = dst_ip6;
+        Some(Endpoints {
+            family: AF_INET6,
+            local_port,
+            remote_port,
+            local: sk.read::<[u64; 2]>(offsets.v6_rcv_saddr)?,
+            remote: [
                 u64::from(d[0]) | (u64::from(d[1]) << 32),
                 u64::from(d[2]) | (u64::from(d[3]) << 32),
-            ]);
-            let Some(local) = field::read::<[u64; 2]>(sk, offsets.v6_rcv_saddr) else {
-                return false;
-            };
-            record.saddr = bytes16(local);
-            true
-        } else {
-            false
-        }
+            ],
+        })
+    } else {
+        None
     }
 }
 

@@ -5,8 +5,9 @@ use aya_ebpf::{
 };
 use paved_flow_common::{
     Direction, FlowRecord, OpenFlow, RecordKind, ReportedCounters, counter,
+    address_bytes,
     kernel::{AF_INET, AF_INET6, IPPROTO_TCP, inet_sock_set_state as tp, tcp_state},
-    sample_hash,
+    sample_hash, v4_mapped_words,
 };
 
 use crate::{
@@ -162,30 +163,12 @@ fn fill_endpoints(ctx: &TracePointContext, record: &mut FlowRecord) {
         record.dport = load::<u16>(ctx, tp::DPORT);
         record.family = load::<u16>(ctx, tp::FAMILY);
         if record.family == AF_INET {
-            record.saddr = v4_mapped(load::<u32>(ctx, tp::SADDR));
-            record.daddr = v4_mapped(load::<u32>(ctx, tp::DADDR));
+            record.saddr = address_bytes(v4_mapped_words(load::<u32>(ctx, tp::SADDR)));
+            record.daddr = address_bytes(v4_mapped_words(load::<u32>(ctx, tp::DADDR)));
         } else if record.family == AF_INET6 {
-            record.saddr = bytes16(load::<[u64; 2]>(ctx, tp::SADDR_V6));
-            record.daddr = bytes16(load::<[u64; 2]>(ctx, tp::DADDR_V6));
+            record.saddr = address_bytes(load::<[u64; 2]>(ctx, tp::SADDR_V6));
+            record.daddr = address_bytes(load::<[u64; 2]>(ctx, tp::DADDR_V6));
         }
     }
 }
 
-/// `::ffff:a.b.c.d` from the address as it sits in memory (network order).
-#[inline(always)]
-pub fn v4_mapped(addr: u32) -> [u8; 16] {
-    let v4 = addr.to_ne_bytes();
-    [
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3],
-    ]
-}
-
-/// The 16 bytes of an address loaded as two words, in memory order.
-#[inline(always)]
-pub fn bytes16(words: [u64; 2]) -> [u8; 16] {
-    let (a, b) = (words[0].to_ne_bytes(), words[1].to_ne_bytes());
-    [
-        a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], b[0], b[1], b[2], b[3], b[4], b[5], b[6],
-        b[7],
-    ]
-}

@@ -20,6 +20,7 @@ use paved_flow_common::{
 
 use crate::{
     emit,
+    field::ProbeRead,
     maps::{KERNEL_OFFSETS, OPEN_FLOWS, config, count},
     sock, tcp_sock,
 };
@@ -86,10 +87,10 @@ fn report(sk: u64, now: u64, min_age: u64) {
     record.direction = flow.direction;
     record.retransmits_seen = flow.retransmits as u32;
     // Without endpoints the record could not be matched to its flow: skip it.
-    if !sock::fill_endpoints(sk, &sock_offsets, &mut record) {
+    if !sock::fill_endpoints(ProbeRead(sk), &sock_offsets, &mut record) {
         return;
     }
-    tcp_sock::fill_counters_with(sk, &tcp_offsets, &mut record);
+    tcp_sock::Counters::read(ProbeRead(sk), &tcp_offsets).write_to(&mut record);
     if !emit::output(&record) {
         // Not marked as reported: the next sweep tries again.
         return;

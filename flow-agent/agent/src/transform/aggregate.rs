@@ -297,8 +297,8 @@ impl Aggregator {
         let v = &aggregate.value;
         let key = AggregateKey {
             direction: wire_direction(paved_flow_common::Direction::from_u8(k.direction)),
-            local: ip(k.local_addr),
-            remote: ip(k.remote_addr),
+            local: ip(k.local_bytes()),
+            remote: ip(k.remote_bytes()),
             service_port: k.service_port,
             pid: k.tgid,
         };
@@ -484,8 +484,8 @@ mod tests {
         rtt[paved_flow_common::rtt_bucket(50)] = 4;
         let kernel = KernelAggregate {
             key: paved_flow_common::AggregateKey {
-                local_addr: r.saddr,
-                remote_addr: r.daddr,
+                local_addr: paved_flow_common::address_words(&r.saddr),
+                remote_addr: paved_flow_common::address_words(&r.daddr),
                 cgroup_id: 7,
                 tgid: r.tgid,
                 service_port: 443,
