@@ -331,7 +331,7 @@ impl<S: FlowSource> Pipeline<S> {
                 continue;
             }
             let first_ms = self.clock.to_unix_ms(aggregate.value.first_ns);
-            let last_ms = self.clock.to_unix_ms(aggregate.value.last_ns);
+            let last_ms = self.clock.to_unix_ms(aggregate.last_ns);
             self.aggregator
                 .add_kernel(&aggregate, first_ms, last_ms, &mut self.enricher);
         }

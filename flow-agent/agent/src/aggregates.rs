@@ -31,15 +31,20 @@ use crate::ProbeError;
 pub struct KernelAggregate {
     /// What the connections were summed under.
     pub key: AggregateKey,
-    /// The sums; `first_ns`/`last_ns`, `pid` and `comm` are those of the earliest CPU.
+    /// The sums; `first_ns`, `pid` and `comm` are those of the earliest CPU.
     pub value: AggregateValue,
+    /// The latest a connection of it can have closed (`CLOCK_MONOTONIC` ns): when the
+    /// table was read, since the kernel keeps no time per close.
+    pub last_ns: u64,
 }
 
 impl KernelAggregate {
-    /// Sums the per-CPU values of `key`; `None` when no CPU summed anything.
+    /// Sums the per-CPU values of `key`, read at `read_ns`; `None` when no CPU summed
+    /// anything.
     pub fn sum(
         key: AggregateKey,
         per_cpu: impl IntoIterator<Item = AggregateValue>,
+        read_ns: u64,
     ) -> Option<Self> {
         let mut total: Option<AggregateValue> = None;
         for v in per_cpu {
@@ -55,7 +60,6 @@ impl KernelAggregate {
                 t.pid = v.pid;
                 t.comm = v.comm;
             }
-            t.last_ns = t.last_ns.max(v.last_ns);
             t.bytes_acked = t.bytes_acked.saturating_add(v.bytes_acked);
             t.bytes_received = t.bytes_received.saturating_add(v.bytes_received);
             t.segs_in = t.segs_in.saturating_add(v.segs_in);
@@ -67,7 +71,11 @@ impl KernelAggregate {
                 *sum = sum.saturating_add(*add);
             }
         }
-        total.map(|value| Self { key, value })
+        total.map(|value| Self {
+            key,
+            value,
+            last_ns: read_ns,
+        })
     }
 
     /// `(bucket, count)` of the RTT histogram's non-empty buckets.
@@ -123,6 +131,8 @@ impl AggregateMaps {
             map: names::AGGREGATE_MAPS[index],
             source,
         };
+        // The table is no longer written: every close summed in it happened before now.
+        let read_ns = crate::clock::monotonic_ns();
         let used_per_cpu = self.used[index].get(&0, 0).map_err(used_error)?;
         let cpus = used_per_cpu.len();
         let mut used: SlotBits = [0; SLOT_WORDS];
@@ -146,7 +156,7 @@ impl AggregateMaps {
         self.used[index].set(0, no_slots, 0).map_err(used_error)?;
         let before = out.len();
         for (key, values) in by_key {
-            if let Some(aggregate) = KernelAggregate::sum(key, values) {
+            if let Some(aggregate) = KernelAggregate::sum(key, values, read_ns) {
                 out.push(aggregate);
             }
         }
@@ -292,7 +302,6 @@ mod tests {
         rtt[20] = closed;
         AggregateValue {
             first_ns,
-            last_ns: first_ns + 10,
             bytes_acked: bytes,
             bytes_received: bytes * 2,
             segs_in: 3,
@@ -327,10 +336,11 @@ mod tests {
         let sum = KernelAggregate::sum(
             key(),
             [value(500, 2, 100, 11), empty, value(200, 3, 10, 12)],
+            900,
         )
         .expect("two CPUs summed something");
         assert_eq!(sum.value.first_ns, 200);
-        assert_eq!(sum.value.last_ns, 510);
+        assert_eq!(sum.last_ns, 900, "the read time");
         assert_eq!(sum.value.pid, 12);
         assert_eq!(sum.value.closed, 5);
         assert_eq!(sum.value.bytes_acked, 110);
@@ -352,6 +362,6 @@ mod tests {
     #[test]
     fn a_key_no_cpu_summed_into_is_no_aggregate() {
         let empty = value(0, 0, 0, 0);
-        assert_eq!(KernelAggregate::sum(key(), [empty, empty]), None);
+        assert_eq!(KernelAggregate::sum(key(), [empty, empty], 900), None);
     }
 }

@@ -117,8 +117,6 @@ pub struct KernelCounters {
     pub aggregate_full: u64,
     /// Sockets left out by sampling.
     pub sampled_out: u64,
-    /// Closes summed into the aggregate maps.
-    pub aggregated: u64,
 }
 
 /// A running flow probe: its programs stay attached until it is dropped.
@@ -540,7 +538,6 @@ impl FlowProbe {
             ring_dropped: read(counter::RING_DROPPED)?,
             aggregate_full: read(counter::AGGREGATE_FULL)?,
             sampled_out: read(counter::SAMPLED_OUT)?,
-            aggregated: read(counter::AGGREGATED)?,
         })
     }
 

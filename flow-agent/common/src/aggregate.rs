@@ -113,10 +113,10 @@ pub struct AggregateKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AggregateValue {
-    /// `bpf_ktime_get_ns` of the first close summed here (0: nothing summed yet).
+    /// `bpf_ktime_get_coarse_ns` of the first close summed here (0: nothing summed
+    /// yet). The last close's time is not kept: a clock read on every close cost more
+    /// than it told (user space takes the time it reads the table as the latest).
     pub first_ns: u64,
-    /// `bpf_ktime_get_ns` of the last close summed here.
-    pub last_ns: u64,
     /// Payload bytes sent and acknowledged.
     pub bytes_acked: u64,
     /// Payload bytes received.
@@ -140,7 +140,7 @@ pub struct AggregateValue {
 }
 
 /// Slots per CPU in each aggregate table: distinct keys one CPU can sum in one interval
-/// (more go to the ring buffer). 1,024 slots of 864 bytes: 864 KiB per CPU per table.
+/// (more go to the ring buffer). 1,024 slots of 856 bytes: 856 KiB per CPU per table.
 pub const AGGREGATE_SLOTS: u32 = 1_024;
 
 /// `u64` words of a slot-use bitmap ([`SlotBits`]).
@@ -186,7 +186,6 @@ impl AggregateSlot {
         },
         value: AggregateValue {
             first_ns: 0,
-            last_ns: 0,
             bytes_acked: 0,
             bytes_received: 0,
             segs_in: 0,
@@ -250,10 +249,9 @@ pub mod counter {
     pub const AGGREGATE_FULL: u32 = 1;
     /// Sockets left out by sampling (at close, or their interim records).
     pub const SAMPLED_OUT: u32 = 2;
-    /// Closes summed into an aggregate map.
-    pub const AGGREGATED: u32 = 3;
-    /// Number of counters.
-    pub const COUNT: u32 = 4;
+    /// Number of counters. (Closes summed into the tables are not counted on every
+    /// close: the tables' `closed` sums say it.)
+    pub const COUNT: u32 = 3;
 }
 
 /// How closes are reported.
@@ -320,10 +318,10 @@ pub const fn sample_hash(sk: u64) -> u32 {
 
 // Layouts are part of the kernel/user contract.
 const _: () = assert!(core::mem::size_of::<AggregateKey>() == 48);
-const _: () = assert!(core::mem::size_of::<AggregateValue>() == 80 + 4 * RTT_BUCKETS);
+const _: () = assert!(core::mem::size_of::<AggregateValue>() == 72 + 4 * RTT_BUCKETS);
 const _: () = assert!(core::mem::size_of::<ProbeConfig>() == 16);
 const _: () = assert!(RTT_BUCKETS == 184);
-const _: () = assert!(core::mem::size_of::<AggregateSlot>() == 48 + 80 + 4 * RTT_BUCKETS);
+const _: () = assert!(core::mem::size_of::<AggregateSlot>() == 48 + 72 + 4 * RTT_BUCKETS);
 const _: () = assert!(AGGREGATE_SLOTS.is_power_of_two());
 
 #[cfg(test)]

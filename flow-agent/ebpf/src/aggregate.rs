@@ -1,6 +1,9 @@
 //! Summing a released connection into the active aggregate table.
 
-use aya_ebpf::helpers::{bpf_get_current_comm, generated::bpf_get_current_cgroup_id};
+use aya_ebpf::helpers::{
+    bpf_get_current_comm,
+    generated::{bpf_get_current_cgroup_id, bpf_ktime_get_coarse_ns},
+};
 use paved_flow_common::{
     AGGREGATE_SLOTS, AggregateKey, AggregateSlot, COMM_LEN, Direction, RTT_BUCKETS, SLOT_PROBES,
     counter, rtt_bucket, slot_bit, slot_index,
@@ -52,7 +55,6 @@ pub fn add(closed: &Closed, active: u32) -> bool {
             continue;
         }
         sum(slot, closed);
-        count(counter::AGGREGATED);
         return true;
     }
     false
@@ -65,7 +67,9 @@ fn claim(slot: &mut AggregateSlot, mut key: AggregateKey, closed: &Closed) {
     // SAFETY: helper without arguments, allowed in cgroup socket programs.
     key.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     slot.key = key;
-    slot.value.first_ns = closed.at_ns;
+    // SAFETY: helper without arguments, allowed in cgroup socket programs; the coarse
+    // clock (jiffies) is precise enough for a first-seen time and cheaper.
+    slot.value.first_ns = unsafe { bpf_ktime_get_coarse_ns() };
     slot.value.pid = closed.pid_tgid as u32;
     slot.value.comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
 }
@@ -89,7 +93,6 @@ fn mark_used(index: u32, active: u32) {
 #[inline(always)]
 fn sum(slot: &mut AggregateSlot, closed: &Closed) {
     let (v, c) = (&mut slot.value, &closed.counters);
-    v.last_ns = closed.at_ns;
     v.connections += 1;
     v.closed += 1;
     v.bytes_acked += c.bytes_acked;

@@ -71,8 +71,6 @@ pub struct Closed {
     pub direction: u8,
     /// `bpf_get_current_pid_tgid` of the closing task.
     pub pid_tgid: u64,
-    /// When, by the coarse clock.
-    pub at_ns: u64,
 }
 
 impl Closed {
@@ -95,7 +93,8 @@ impl Closed {
         record.daddr = address_bytes(self.ends.remote);
         self.counters.write_to(&mut record);
         record.direction = self.direction;
-        record.end_ns = self.at_ns;
+        // SAFETY: helper without arguments, allowed in cgroup socket programs.
+        record.end_ns = unsafe { bpf_ktime_get_coarse_ns() };
         record.pid = self.pid_tgid as u32;
         record.tgid = self.tgid();
         record.cookie = cookie;
@@ -178,10 +177,6 @@ fn release(ctx: &SockContext, sk: impl KernelMemory) -> i32 {
         counters,
         direction,
         pid_tgid: bpf_get_current_pid_tgid(),
-        // SAFETY: helper without arguments, allowed in cgroup socket programs; the
-        // coarse clock (jiffies) is precise enough for first/last-seen times and much
-        // cheaper.
-        at_ns: unsafe { bpf_ktime_get_coarse_ns() },
     };
     let cookie = sock::cookie(sk, offsets.sock.cookie);
     if settings.mode == report_mode::AGGREGATE && cookie == 0 {

@@ -494,7 +494,6 @@ mod tests {
             },
             value: paved_flow_common::AggregateValue {
                 first_ns: 1,
-                last_ns: 2,
                 bytes_acked: 900,
                 bytes_received: 90,
                 segs_in: 4,
@@ -506,6 +505,7 @@ mod tests {
                 comm: [0; paved_flow_common::COMM_LEN],
                 rtt,
             },
+            last_ns: 2,
         };
         agg.add_kernel(&kernel, 3, 8, &mut e);
         let (flows, _) = agg.take(0, 10, 60_000);
