@@ -13,9 +13,10 @@ use std::{
 
 mod common;
 
-use common::{chain, start_probe};
+use common::{chain, start_probe, start_probe_with};
 use paved_flow_agent::{
-    Direction, FlowProbe, FlowRecord, RecordKind, ReportMode, aggregates::KernelAggregate,
+    Direction, FlowProbe, FlowRecord, ProbeOptions, RecordKind, ReportMode, SocketReads,
+    aggregates::KernelAggregate, btf,
 };
 
 /// Bytes each client sends and the server answers: small, multi-segment, and empty.
@@ -233,11 +234,44 @@ fn aggregates_for_port(probe: &mut FlowProbe, port: u16) -> Vec<KernelAggregate>
     all
 }
 
+/// Whether the running kernel lets `bpf_rdonly_cast` give untyped memory, as its BTF
+/// says (then the release program reads sockets with plain loads).
+fn kernel_casts_to_untyped_memory() -> bool {
+    let raw = std::fs::read(btf::VMLINUX_BTF).expect("the kernel's BTF is readable");
+    btf::Btf::parse(&raw)
+        .expect("the kernel's BTF parses")
+        .enum_has_value("bpf_features", "BPF_FEAT_RDONLY_CAST_TO_VOID")
+}
+
 #[tokio::test]
 async fn loopback_connections_are_summed_per_side_in_the_kernel() {
-    let Some(mut probe) = start_probe(ReportMode::Aggregate) else {
+    let Some(probe) = start_probe(ReportMode::Aggregate) else {
         return;
     };
+    let expected = if kernel_casts_to_untyped_memory() {
+        SocketReads::Fastest
+    } else {
+        SocketReads::ProbeRead
+    };
+    assert_eq!(probe.socket_reads(), expected);
+    check_kernel_sums(probe).await;
+}
+
+#[tokio::test]
+async fn the_probe_read_release_program_sums_the_same() {
+    let Some(probe) = start_probe_with(ProbeOptions {
+        mode: ReportMode::Aggregate,
+        socket_reads: SocketReads::ProbeRead,
+    }) else {
+        return;
+    };
+    assert_eq!(probe.socket_reads(), SocketReads::ProbeRead);
+    check_kernel_sums(probe).await;
+}
+
+/// Runs known exchanges on loopback and checks the kernel's sums of both sides: the
+/// addresses, counts, bytes, segments, the task, the times and the RTT samples.
+async fn check_kernel_sums(mut probe: FlowProbe) {
     let ip = Ipv4Addr::LOCALHOST;
     let (port, expected) = run_exchanges(IpAddr::V4(ip));
     // Closes are summed, not written to the ring.

@@ -10,7 +10,7 @@ use std::{
 
 use paved_flow_agent::{
     AgentIdentity, AgentSettings, BacklogSettings, Direction, ExportSettings, FlowProbe,
-    FlowRecord, ProbeError, RecordKind, ReportMode, RetryPolicy, SpoolSettings,
+    FlowRecord, ProbeError, ProbeOptions, RecordKind, ReportMode, RetryPolicy, SpoolSettings,
     clock::monotonic_ns,
 };
 use paved_flow_proto::AgentId;
@@ -89,9 +89,14 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
 /// for lack of privilege; any other failure, a verifier rejection included, panics with
 /// the whole error chain.
 pub fn start_probe(mode: ReportMode) -> Option<FlowProbe> {
+    start_probe_with(mode.into())
+}
+
+/// Like [`start_probe`], with every option chosen.
+pub fn start_probe_with(options: ProbeOptions) -> Option<FlowProbe> {
     // The probe logs why an optional hook is off; show it with the test's output.
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    match FlowProbe::start_with(mode) {
+    match FlowProbe::start_with_options(options) {
         Ok(probe) => Some(probe),
         Err(err) if err.is_permission_denied() => {
             eprintln!("skipping: the kernel refused BPF: {}", chain(&err));
