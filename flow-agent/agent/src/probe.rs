@@ -195,7 +195,13 @@ impl FlowProbe {
     /// Like [`FlowProbe::start_with`], with the way sockets are read chosen too.
     pub fn start_with_options(options: ProbeOptions) -> Result<Self, ProbeError> {
         let mode = options.mode;
-        let kernel = inspect_kernel();
+        // The BTF and its parse (megabytes) stay alive until the programs are loaded:
+        // freed before aya's load, they would raise glibc's mmap threshold, aya's own
+        // large allocations would come from the heap instead, and the agent would keep
+        // about 13 MiB more resident for good (measured: 23.6 MiB against 10.7).
+        let kernel_btf = read_kernel_btf();
+        let parsed_btf = kernel_btf.as_deref().and_then(parse_kernel_btf);
+        let kernel = inspect_kernel(parsed_btf.as_ref());
         // Only the release program reads sockets with the cast.
         let (object, socket_reads) = match (mode, options.socket_reads, kernel.kfuncs.rdonly_cast) {
             (ReportMode::Aggregate, SocketReads::Fastest, Some(rdonly_cast)) => (
@@ -221,6 +227,8 @@ impl FlowProbe {
             }
         }
         let mut ebpf = loader.load(&object).map_err(ProbeError::Object)?;
+        drop(parsed_btf);
+        drop(kernel_btf);
         let offsets = kernel.offsets;
         write_offsets(&mut ebpf, offsets.offsets)?;
 
@@ -608,35 +616,41 @@ struct KernelFacts {
     kfuncs: KernelKfuncs,
 }
 
-/// Reads the kernel's BTF once: the field offsets and the kfuncs. Without BTF, every
-/// offset is unknown (the reads that need one are skipped) and no kfunc is used.
-fn inspect_kernel() -> KernelFacts {
-    let unknown = |why: &dyn std::fmt::Display| {
-        tracing::warn!(path = btf::VMLINUX_BTF, error = %why, "no kernel BTF: flow counters will be 0");
-        KernelFacts {
+/// Reads the kernel's BTF (several megabytes), `None` (logged) when it cannot be read.
+fn read_kernel_btf() -> Option<Vec<u8>> {
+    std::fs::read(btf::VMLINUX_BTF)
+        .inspect_err(|err| no_btf(err))
+        .ok()
+}
+
+/// Parses the kernel's BTF, `None` (logged) when it is not BTF.
+fn parse_kernel_btf(raw: &[u8]) -> Option<btf::Btf<'_>> {
+    btf::Btf::parse(raw).inspect_err(|err| no_btf(err)).ok()
+}
+
+fn no_btf(why: &dyn std::fmt::Display) {
+    tracing::warn!(path = btf::VMLINUX_BTF, error = %why, "no kernel BTF: flow counters will be 0");
+}
+
+/// The field offsets and the kfuncs, from the kernel's BTF. Without BTF every offset is
+/// unknown (the reads that need one are skipped) and no kfunc is used.
+fn inspect_kernel(btf: Option<&btf::Btf<'_>>) -> KernelFacts {
+    let Some(btf) = btf else {
+        return KernelFacts {
             offsets: ResolvedOffsets {
                 offsets: KernelOffsets::UNKNOWN,
                 missing: vec!["(all)"],
             },
             kfuncs: KernelKfuncs::default(),
-        }
+        };
     };
-    let raw = match std::fs::read(btf::VMLINUX_BTF) {
-        Ok(raw) => raw,
-        Err(err) => return unknown(&err),
-    };
-    match btf::Btf::parse(&raw) {
-        Ok(parsed) => {
-            let offsets = btf::kernel_offsets(&parsed);
-            if !offsets.missing.is_empty() {
-                tracing::warn!(missing = ?offsets.missing, "kernel fields not found in BTF: the reads that need them are skipped");
-            }
-            KernelFacts {
-                offsets,
-                kfuncs: KernelKfuncs::find(&parsed),
-            }
-        }
-        Err(err) => unknown(&err),
+    let offsets = btf::kernel_offsets(btf);
+    if !offsets.missing.is_empty() {
+        tracing::warn!(missing = ?offsets.missing, "kernel fields not found in BTF: the reads that need them are skipped");
+    }
+    KernelFacts {
+        offsets,
+        kfuncs: KernelKfuncs::find(btf),
     }
 }
 
