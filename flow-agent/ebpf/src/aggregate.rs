@@ -6,11 +6,11 @@ use aya_ebpf::helpers::{
 };
 use paved_flow_common::{
     AGGREGATE_SLOTS, AggregateKey, AggregateSlot, COMM_LEN, Direction, RTT_BUCKETS, SLOT_PROBES,
-    counter, rtt_bucket, slot_bit, slot_index,
+    rtt_bucket, slot_bit, slot_index,
 };
 
 use crate::{
-    maps::{FLOW_AGGREGATES_0, FLOW_AGGREGATES_1, FLOW_SLOTS_USED_0, FLOW_SLOTS_USED_1, count},
+    maps::{FLOW_AGGREGATES_0, FLOW_AGGREGATES_1, FLOW_SLOTS_USED_0, FLOW_SLOTS_USED_1},
     release::Closed,
 };
 

@@ -20,6 +20,7 @@ mod context;
 mod emit;
 mod field;
 mod maps;
+mod record;
 mod release;
 mod retransmit;
 mod set_state;

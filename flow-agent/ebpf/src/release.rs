@@ -23,6 +23,8 @@
 //!
 //! [`SERVER_PORTS`]: crate::maps::SERVER_PORTS
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_ktime_get_coarse_ns},
     macros::cgroup_sock,
@@ -38,6 +40,7 @@ use crate::{
     aggregate, emit,
     field::{DirectLoad, KernelMemory, ProbeRead},
     maps::{KERNEL_OFFSETS, SERVER_PORTS, config, count},
+    record::zeroed_in,
     sock, tcp_sock,
 };
 
@@ -80,18 +83,18 @@ impl Closed {
         (self.pid_tgid >> 32) as u32
     }
 
-    /// The per-connection record of this close, with the socket's `cookie` (the rarer
-    /// path: the close of a socket the sweep has seen, or one no slot could take).
+    /// Writes the per-connection record of this close, with the socket's `cookie`, into
+    /// the zeroed `record` (the rarer path: the close of a socket the sweep has seen, or
+    /// one no slot could take).
     #[inline(always)]
-    fn record(&self, cookie: u64) -> FlowRecord {
-        let mut record = FlowRecord::zeroed();
+    fn write_record(&self, cookie: u64, record: &mut FlowRecord) {
         record.kind = RecordKind::Closed as u8;
         record.family = self.ends.family;
         record.sport = self.ends.local_port;
         record.dport = self.ends.remote_port;
         record.saddr = address_bytes(self.ends.local);
         record.daddr = address_bytes(self.ends.remote);
-        self.counters.write_to(&mut record);
+        self.counters.write_to(record);
         record.direction = self.direction;
         // SAFETY: helper without arguments, allowed in cgroup socket programs.
         record.end_ns = unsafe { bpf_ktime_get_coarse_ns() };
@@ -102,7 +105,6 @@ impl Closed {
         let task = crate::task::Task::current();
         record.comm = task.comm;
         record.cgroup_id = task.cgroup_id;
-        record
     }
 }
 
@@ -185,7 +187,10 @@ fn release(ctx: &SockContext, sk: impl KernelMemory) -> i32 {
         }
         count(counter::AGGREGATE_FULL);
     }
-    emit::output(&closed.record(cookie));
+    let mut slot = MaybeUninit::uninit();
+    let record = zeroed_in(&mut slot);
+    closed.write_record(cookie, record);
+    emit::output(record);
     ALLOW
 }
 

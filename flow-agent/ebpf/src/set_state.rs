@@ -1,11 +1,12 @@
 //! `sock:inet_sock_set_state`: remembers opens, reports closes (per-connection mode).
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{
     helpers::generated::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
 };
 use paved_flow_common::{
-    Direction, FlowRecord, OpenFlow, RecordKind, ReportedCounters, counter,
-    address_bytes,
+    Direction, FlowRecord, OpenFlow, RecordKind, ReportedCounters, address_bytes, counter,
     kernel::{AF_INET, AF_INET6, IPPROTO_TCP, inet_sock_set_state as tp, tcp_state},
     sample_hash, v4_mapped_words,
 };
@@ -14,6 +15,7 @@ use crate::{
     context::load,
     emit,
     maps::{OPEN_FLOWS, config, count},
+    record::zeroed_in,
     task::Task,
     tcp_sock,
 };
@@ -121,7 +123,8 @@ fn on_close(ctx: &TracePointContext) {
         return;
     }
 
-    let mut record = FlowRecord::zeroed();
+    let mut slot = MaybeUninit::uninit();
+    let record = zeroed_in(&mut slot);
     record.kind = RecordKind::Closed as u8;
     // SAFETY: helper without arguments.
     record.end_ns = unsafe { bpf_ktime_get_ns() };
@@ -144,11 +147,11 @@ fn on_close(ctx: &TracePointContext) {
         record.comm = task.comm;
         record.direction = Direction::Unknown as u8;
     }
-    fill_endpoints(ctx, &mut record);
-    tcp_sock::fill_counters(sk, &mut record);
+    fill_endpoints(ctx, record);
+    tcp_sock::fill_counters(sk, record);
 
     // Cumulative counters: user space subtracts what the interim records carried.
-    emit::output(&record);
+    emit::output(record);
     let _ = OPEN_FLOWS.remove(sk);
 }
 
@@ -171,4 +174,3 @@ fn fill_endpoints(ctx: &TracePointContext, record: &mut FlowRecord) {
         }
     }
 }
-

@@ -8,9 +8,7 @@ use paved_flow_common::{
     v4_mapped_words,
 };
 
-use crate::{
-    field::KernelMemory,
-};
+use crate::field::KernelMemory;
 
 /// Reads the socket's cookie (`skc_cookie`) at `offset`: 0 when no one has asked for it,
 /// or when the offset is unknown.
@@ -23,7 +21,11 @@ pub fn cookie(sk: impl KernelMemory, offset: u32) -> u64 {
 /// `sock:inet_sock_set_state` reports them (v4-mapped for IPv4, v6 fields for an
 /// `AF_INET6` socket). Returns `false` when the endpoints could not be read.
 #[inline(always)]
-pub fn fill_endpoints(sk: impl KernelMemory, offsets: &SockOffsets, record: &mut FlowRecord) -> bool {
+pub fn fill_endpoints(
+    sk: impl KernelMemory,
+    offsets: &SockOffsets,
+    record: &mut FlowRecord,
+) -> bool {
     let Some(family) = sk.read::<u16>(offsets.family) else {
         return false;
     };

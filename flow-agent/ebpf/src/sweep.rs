@@ -10,18 +10,20 @@
 //! `Interim` record. It is loop-free (the eleven slots are unrolled), so the verifier
 //! sees a short straight line, and it costs nothing between sweeps.
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{
     helpers::generated::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use paved_flow_common::{
-    FlowRecord, RecordKind, ReportedCounters, SockOffsets, TcpSockOffsets, counter, sample_hash,
-    sweep,
+    RecordKind, ReportedCounters, SockOffsets, TcpSockOffsets, counter, sample_hash, sweep,
 };
 
 use crate::{
     emit,
     field::ProbeRead,
     maps::{KERNEL_OFFSETS, OPEN_FLOWS, config, count},
+    record::zeroed_in,
     sock, tcp_sock,
 };
 
@@ -76,7 +78,8 @@ fn report(sk: u64, now: u64, min_age: u64) {
         Some(offsets) => (offsets.tcp_sock, offsets.sock),
         None => (TcpSockOffsets::UNKNOWN, SockOffsets::UNKNOWN),
     };
-    let mut record = FlowRecord::zeroed();
+    let mut slot = MaybeUninit::uninit();
+    let record = zeroed_in(&mut slot);
     record.kind = RecordKind::Interim as u8;
     record.start_ns = flow.start_ns;
     record.end_ns = now;
@@ -87,11 +90,11 @@ fn report(sk: u64, now: u64, min_age: u64) {
     record.direction = flow.direction;
     record.retransmits_seen = flow.retransmits as u32;
     // Without endpoints the record could not be matched to its flow: skip it.
-    if !sock::fill_endpoints(ProbeRead(sk), &sock_offsets, &mut record) {
+    if !sock::fill_endpoints(ProbeRead(sk), &sock_offsets, record) {
         return;
     }
-    tcp_sock::Counters::read(ProbeRead(sk), &tcp_offsets).write_to(&mut record);
-    if !emit::output(&record) {
+    tcp_sock::Counters::read(ProbeRead(sk), &tcp_offsets).write_to(record);
+    if !emit::output(record) {
         // Not marked as reported: the next sweep tries again.
         return;
     }

@@ -452,24 +452,55 @@ impl ControlPlane {
 
     /// Syncs the pod leases every `KubernetesPods::poll_every`, the first time after
     /// `first`, for as long as the control plane exists (no strong reference is held
-    /// between passes). While `FlowSettings::kubernetes` is `None` no pass runs; the
-    /// setting is looked at again every [`DISABLED_RECHECK`].
+    /// between passes); see [`ControlPlane::kubernetes_pod_pass`].
     pub(crate) fn spawn_kubernetes_pod_sync(&self, first: Duration) -> tokio::task::JoinHandle<()> {
-        self.spawn_periodic(first, |cp| async move {
-            let Some(settings) = cp.flow_settings().kubernetes else {
-                return DISABLED_RECHECK;
-            };
-            if let Err(e) = cp.sync_kubernetes_pods_with(&settings).await {
-                tracing::warn!(
-                    api_url = %settings.api_url,
-                    namespace = settings.namespace.as_deref().unwrap_or("*"),
-                    label = %settings.app_label,
-                    error = %e,
-                    "listing Kubernetes pods failed; their leases are kept; retrying later"
-                );
+        self.spawn_periodic(first, |cp| async move { cp.kubernetes_pod_pass().await })
+    }
+
+    /// One pass of the pod sync; returns the pause before the next. With leasing on it
+    /// lists the pods (a failure keeps the leases). With it off
+    /// (`FlowSettings::kubernetes` is `None`) it ends the pod leases an earlier
+    /// configuration or run left open: nothing says where those pods are any more, and
+    /// an address no lease names stays unknown rather than guessed. The setting is
+    /// looked at again every [`DISABLED_RECHECK`].
+    pub(crate) async fn kubernetes_pod_pass(&self) -> Duration {
+        let Some(settings) = self.flow_settings().kubernetes else {
+            if let Err(e) = self.end_kubernetes_pod_leases().await {
+                tracing::warn!(error = %e, "ending the Kubernetes pod leases (leasing is off) failed; retrying later");
             }
-            settings.poll_every
-        })
+            return DISABLED_RECHECK;
+        };
+        if let Err(e) = self.sync_kubernetes_pods_with(&settings).await {
+            tracing::warn!(
+                api_url = %settings.api_url,
+                namespace = settings.namespace.as_deref().unwrap_or("*"),
+                label = %settings.app_label,
+                error = %e,
+                "listing Kubernetes pods failed; their leases are kept; retrying later"
+            );
+        }
+        settings.poll_every
+    }
+
+    /// Ends every open pod lease now; returns how many ended. Looks before it writes, so
+    /// a pass with leasing off and nothing open takes no write lock.
+    pub(crate) async fn end_kubernetes_pod_leases(&self) -> Result<usize, KubernetesError> {
+        if super::leases::open_leases(self.store().db(), LeaseSource::KubernetesPod)
+            .await?
+            .is_empty()
+        {
+            return Ok(0);
+        }
+        let _guard = self.write_guard().await;
+        let tx = self.store().begin_write().await?;
+        let none = BTreeSet::new();
+        let (_, ended) = sync_source_rows(&tx, LeaseSource::KubernetesPod, &none, now_ms()).await?;
+        tx.commit().await?;
+        tracing::info!(
+            ended,
+            "Kubernetes pod leasing is off: the pod leases left open ended"
+        );
+        Ok(ended)
     }
 }
 
@@ -832,7 +863,15 @@ mod tests {
             cp.sync_kubernetes_pods_now().await,
             Err(KubernetesError::NotConfigured)
         ));
-        // Not through the flow settings: the periodic task would take the answers too.
+        // Leasing on, at an address nobody answers: a periodic pass during the test fails
+        // and keeps the leases (with leasing off it would end them), and does not take
+        // this test's answers.
+        let nobody = settings_for("http://127.0.0.1:1", &token_file);
+        cp.configure_flows(super::super::FlowSettings {
+            kubernetes: Some(nobody),
+            ..cp.flow_settings()
+        })
+        .await;
         let settings = settings_for(&url, &token_file);
         let sync = || cp.sync_kubernetes_pods_with(&settings);
 
@@ -905,5 +944,51 @@ mod tests {
             .await
             .expect_err("too large");
         assert!(matches!(e, KubernetesError::TooLarge), "{e}");
+    }
+
+    #[tokio::test]
+    async fn turning_pod_leasing_off_ends_the_pod_leases_left_open() {
+        let web = pod(
+            "web-1",
+            json!({"paved.dev/app": "web"}),
+            "Running",
+            &["10.1.0.5"],
+        );
+        let (url, _seen) = server::start(vec![(200, list(vec![web], None).to_string())]).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "tok").expect("token");
+        let (cp, _db) = control_plane().await;
+        let settings = settings_for(&url, &token_file);
+        assert_eq!(
+            cp.sync_kubernetes_pods_with(&settings)
+                .await
+                .expect("listed"),
+            (1, 0)
+        );
+        assert_eq!(open_pod_leases(&cp).await.len(), 1);
+
+        // The flow settings say leasing is off (the default): a pass ends the lease.
+        assert!(cp.flow_settings().kubernetes.is_none());
+        assert_eq!(cp.kubernetes_pod_pass().await, DISABLED_RECHECK);
+        assert!(open_pod_leases(&cp).await.is_empty());
+        // Ended, not deleted: it still attributes the flows of the time it held.
+        use sea_orm::EntityTrait;
+        let rows = crate::storage::entities::address_lease::Entity::find()
+            .all(cp.store().db())
+            .await
+            .expect("lease rows");
+        let pods: Vec<_> = rows
+            .iter()
+            .filter(|r| {
+                r.source == super::super::leases::lease_source_name(LeaseSource::KubernetesPod)
+            })
+            .collect();
+        assert_eq!(pods.len(), 1);
+        assert!(pods[0].valid_to_ms.is_some(), "{pods:?}");
+        assert_eq!(
+            cp.end_kubernetes_pod_leases().await.expect("nothing open"),
+            0
+        );
     }
 }
