@@ -1,9 +1,9 @@
 //! A real upstream, a real gateway in this process, and a plain HTTP/1.1 client: what the
 //! gateway's integration tests and the benchmarks are built from.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,12 +14,25 @@ use hyper_util::rt::TokioIo;
 use paved_gateway::{Gateway, GatewayOptions, ShutdownHandle};
 use paved_model::snapshot::Snapshot;
 
-/// A free port on loopback (bound and released; good enough for tests on one machine).
+/// Ports [`free_port`] has handed out in this process.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A free port on loopback (bound and released; good enough for tests on one machine),
+/// never one this process was given before: the kernel can hand the same free port to
+/// two binds in a row, and a gateway given it for its listener and its admin endpoint
+/// refuses the configuration.
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    for _ in 0..100 {
+        let port = StdListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
+    panic!("the kernel kept handing out ports this process already uses");
 }
 
 /// An upstream that echoes what it received as JSON: method, path, headers, body.
@@ -538,4 +551,16 @@ where
     tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
         .map_err(|_| "no reply within 10 s".to_owned())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_never_handed_out_twice_in_one_process() {
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+    }
 }

@@ -4,10 +4,12 @@
 //! that need it (acme_dns, flows_dns).
 #![allow(dead_code, missing_docs)]
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -22,12 +24,18 @@ use paved_control_plane::tls::Rfc2136Dns;
 pub const ZONE: &str = "paved.test";
 pub const KEY_NAME: &str = "paved-key";
 
-/// A port free for both UDP and TCP on 127.0.0.1 (Knot listens on both).
+/// Ports [`free_port`] has handed out in this process.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A port free for both UDP and TCP on 127.0.0.1 (Knot listens on both), never one this
+/// process was given before (the kernel can hand the same free port to two binds in a
+/// row, and the tests ask for several at once).
 pub fn free_port() -> u16 {
-    for _ in 0..50 {
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    for _ in 0..100 {
         let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
         let port = tcp.local_addr().expect("addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() && handed_out.insert(port) {
             return port;
         }
     }
