@@ -16,7 +16,8 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
-        CgroupAttachMode, CgroupSock, RawTracePoint, RawTracePointRunOptions, TestRun, TracePoint,
+        CgroupAttachMode, CgroupSock, ProgramError, RawTracePoint, RawTracePointRunOptions,
+        TestRun, TracePoint,
     },
 };
 use paved_flow_common::{
@@ -675,11 +676,7 @@ pub fn program_stats_by_id(programs: &[ProgramStats]) -> Vec<ProgramStats> {
 /// Loads (never attaches) the interim sweep program.
 fn load_sweep(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
     let program = names::SWEEP_PROGRAM;
-    let sweep: &mut RawTracePoint = ebpf
-        .program_mut(program)
-        .ok_or(ProbeError::MissingProgram { program })?
-        .try_into()
-        .map_err(|source| ProbeError::Load { program, source })?;
+    let sweep: &mut RawTracePoint = typed_program(ebpf, program)?;
     sweep
         .load()
         .map_err(|source| ProbeError::Load { program, source })
@@ -724,6 +721,27 @@ where
     M::try_from(taken).map_err(|source| ProbeError::Map { map, source })
 }
 
+/// Finds program `program` in the object as the program type `P`.
+fn typed_program<'a, P>(ebpf: &'a mut Ebpf, program: &'static str) -> Result<&'a mut P, ProbeError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(program)
+        .ok_or(ProbeError::MissingProgram { program })?
+        .try_into()
+        .map_err(|source| ProbeError::Load { program, source })
+}
+
+/// The error of attaching `program` to `hook`, for `map_err`.
+fn attach_failed(program: &'static str, hook: &str) -> impl FnOnce(ProgramError) -> ProbeError {
+    let hook = hook.to_string();
+    move |source| ProbeError::Attach {
+        program,
+        hook,
+        source,
+    }
+}
+
 /// Loads `program` and attaches it to each of `category/names`; returns the hooks.
 fn attach_tracepoint(
     ebpf: &mut Ebpf,
@@ -731,11 +749,7 @@ fn attach_tracepoint(
     category: &str,
     names: &[&str],
 ) -> Result<Vec<String>, ProbeError> {
-    let tracepoint: &mut TracePoint = ebpf
-        .program_mut(program)
-        .ok_or(ProbeError::MissingProgram { program })?
-        .try_into()
-        .map_err(|source| ProbeError::Load { program, source })?;
+    let tracepoint: &mut TracePoint = typed_program(ebpf, program)?;
     tracepoint
         .load()
         .map_err(|source| ProbeError::Load { program, source })?;
@@ -744,11 +758,7 @@ fn attach_tracepoint(
         let hook = format!("tracepoint {category}/{name}");
         tracepoint
             .attach(category, name)
-            .map_err(|source| ProbeError::Attach {
-                program,
-                hook: hook.clone(),
-                source,
-            })?;
+            .map_err(attach_failed(program, &hook))?;
         hooks.push(hook);
     }
     Ok(hooks)
@@ -822,22 +832,14 @@ fn attach_release(ebpf: &mut Ebpf, reads: SocketReads) -> Result<Vec<String>, Pr
         (names::BIND4_PROGRAM, "cgroup/post_bind4"),
         (names::BIND6_PROGRAM, "cgroup/post_bind6"),
     ] {
-        let sock: &mut CgroupSock = ebpf
-            .program_mut(program)
-            .ok_or(ProbeError::MissingProgram { program })?
-            .try_into()
-            .map_err(|source| ProbeError::Load { program, source })?;
+        let sock: &mut CgroupSock = typed_program(ebpf, program)?;
         sock.load()
             .map_err(|source| ProbeError::Load { program, source })?;
         let hook = format!("{hook} {}", root.display());
         // A link (the kernel picks it from 5.7 on) never displaces other programs on
         // the cgroup: links always run alongside them.
         sock.attach(&cgroup, CgroupAttachMode::Single)
-            .map_err(|source| ProbeError::Attach {
-                program,
-                hook: hook.clone(),
-                source,
-            })?;
+            .map_err(attach_failed(program, &hook))?;
         hooks.push(hook);
     }
     Ok(hooks)
