@@ -9,6 +9,8 @@
 //! the placeholder call are changed; a placeholder left unpatched is refused by the
 //! verifier as an unknown helper, never run.
 
+use std::ops::Range;
+
 use object::{Object, ObjectSection, SectionKind};
 use paved_flow_common::kfunc;
 
@@ -58,20 +60,10 @@ impl KernelKfuncs {
 /// A copy of `object` whose calls of helper number `placeholder` call the kfunc with
 /// BTF id `btf_id` instead; fails when there is no such call.
 pub fn link(object: &[u8], placeholder: i32, btf_id: u32) -> Result<Vec<u8>, KfuncError> {
-    let file = object::File::parse(object).map_err(KfuncError::Elf)?;
     let mut linked = object.to_vec();
     let mut patched = 0;
-    for section in file.sections() {
-        if section.kind() != SectionKind::Text {
-            continue;
-        }
-        let Some((start, len)) = section.file_range() else {
-            continue;
-        };
-        let (Ok(start), Ok(len)) = (usize::try_from(start), usize::try_from(len)) else {
-            continue;
-        };
-        let Some(code) = linked.get_mut(start..start.saturating_add(len)) else {
+    for range in code_ranges(object)? {
+        let Some(code) = linked.get_mut(range) else {
             continue;
         };
         for insn in code.chunks_exact_mut(INSN_LEN) {
@@ -87,6 +79,20 @@ pub fn link(object: &[u8], placeholder: i32, btf_id: u32) -> Result<Vec<u8>, Kfu
     }
     tracing::debug!(placeholder, btf_id, calls = patched, "kfunc calls linked");
     Ok(linked)
+}
+
+/// Where the executable sections of `object` lie in the file.
+fn code_ranges(object: &[u8]) -> Result<Vec<Range<usize>>, KfuncError> {
+    let file = object::File::parse(object).map_err(KfuncError::Elf)?;
+    Ok(file
+        .sections()
+        .filter(|section| section.kind() == SectionKind::Text)
+        .filter_map(|section| {
+            let (start, len) = section.file_range()?;
+            let start = usize::try_from(start).ok()?;
+            Some(start..start.saturating_add(usize::try_from(len).ok()?))
+        })
+        .collect())
 }
 
 /// Whether `insn` is `call <helper>` with the helper number `helper`: the opcode, no
@@ -105,15 +111,10 @@ mod tests {
 
     /// The instructions of every executable section of `object`, with where they are.
     fn instructions(object: &[u8]) -> Vec<(usize, [u8; INSN_LEN])> {
-        let file = object::File::parse(object).expect("the built object is ELF");
         let mut found = Vec::new();
-        for section in file.sections().filter(|s| s.kind() == SectionKind::Text) {
-            let (start, len) = section.file_range().expect("text is in the file");
-            let (start, len) = (start as usize, len as usize);
-            for (i, insn) in object[start..start + len]
-                .chunks_exact(INSN_LEN)
-                .enumerate()
-            {
+        for range in code_ranges(object).expect("the built object is ELF") {
+            let start = range.start;
+            for (i, insn) in object[range].chunks_exact(INSN_LEN).enumerate() {
                 found.push((start + i * INSN_LEN, insn.try_into().expect("8 bytes")));
             }
         }
